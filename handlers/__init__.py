@@ -1,0 +1,1 @@
+"""Tornado request handlers: one module per resource over a shared base."""

@@ -1,0 +1,223 @@
+"""What every handler shares: checks in the documented order, body parsing,
+the session, cookies, and the one JSON error shape.
+
+Order of checks: 405 (method) -> 413 (body size) -> 401 (session) ->
+400 (input) -> 404 (object) -> 403 (access) -> 409 (conflict).
+"""
+
+import http
+import json
+import logging
+
+import redis.exceptions
+from tornado import httputil
+from tornado.web import HTTPError, RequestHandler, stream_request_body
+
+from storage import Conflict, Forbidden, NameTaken, NotFound
+
+from .validation import BadInput
+
+log = logging.getLogger("chat.http")
+
+# Exceptions that are answers, not faults: (status, message or None to use the exception's).
+_EXPECTED_ERRORS = (
+    (BadInput, 400, None),
+    (NameTaken, 400, None),
+    (NotFound, 404, None),
+    (Forbidden, 403, None),
+    (Conflict, 409, None),
+    (redis.exceptions.ConnectionError, 503, "storage is unavailable, try again shortly"),
+    (redis.exceptions.TimeoutError, 503, "storage is unavailable, try again shortly"),
+)
+_STATUS_MESSAGES = {
+    401: "authentication required: log in to get user_id and token cookies",
+    404: "no such endpoint",
+    405: "method not allowed",
+    413: "request body too large",
+    500: "internal server error",
+}
+
+
+def _expected(exc: BaseException | None) -> tuple[int, str] | None:
+    for kind, status, message in _EXPECTED_ERRORS:
+        if isinstance(exc, kind):
+            return status, message or exc.message
+    return None
+
+
+@stream_request_body
+class BaseHandler(RequestHandler):
+    # Methods that need no session (registration, login).
+    public_methods: tuple[str, ...] = ()
+
+    def initialize(self, storage, settings, rules):
+        self.storage = storage
+        self.config = settings
+        self.rules = rules
+        self.user_id: int | None = None
+        self._chunks: list[bytes] = []
+        self._body_size = 0
+        self._fields: dict[str, str] | None = None
+
+    def set_default_headers(self):
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def compute_etag(self):
+        return None  # answers are per user and change constantly
+
+    async def prepare(self):
+        self._check_method()
+        self._check_declared_size()
+        if self.request.method not in self.public_methods:
+            self.user_id = await self._authenticate()
+
+    def data_received(self, chunk: bytes):
+        # A chunked body has no Content-Length to refuse up front: keep
+        # counting, keep nothing past the limit, answer 413 when it is read.
+        self._body_size += len(chunk)
+        if self._body_size <= self.config.max_body_bytes:
+            self._chunks.append(chunk)
+
+    # Input
+
+    def arg(self, name: str) -> str | None:
+        """A field from the body (form or JSON), else from the query string."""
+        if self._fields is None:
+            self._fields = self._parse_body()
+        if name in self._fields:
+            return self._fields[name]
+        values = self.request.query_arguments.get(name)
+        return self.decode_argument(values[-1], name=name) if values else None
+
+    def _parse_body(self) -> dict[str, str]:
+        if self._body_size > self.config.max_body_bytes:
+            raise HTTPError(413)
+        body = b"".join(self._chunks)
+        content_type = self.request.headers.get("Content-Type", "application/x-www-form-urlencoded")
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            return _json_fields(body)
+        arguments: dict[str, list[bytes]] = {}
+        try:
+            httputil.parse_body_arguments(content_type, body, arguments, {}, self.request.headers)
+        except httputil.HTTPInputError as exc:
+            raise BadInput("the request body could not be parsed") from exc
+        return {key: self.decode_argument(values[-1], name=key) for key, values in arguments.items()}
+
+    # Session
+
+    async def _authenticate(self) -> int:
+        session = self.rules.session(self.get_cookie("user_id"), self.get_cookie("token"))
+        if session is None or not await self.storage.users.has_session(*session):
+            raise HTTPError(401)
+        return session[0]
+
+    async def start_session(self, user_id: int) -> None:
+        token = await self.storage.users.create_session(user_id)
+        days = self.config.token_ttl_secs / 86400
+        for name, value in (("user_id", str(user_id)), ("token", token)):
+            self.set_cookie(
+                name,
+                value,
+                path="/",
+                expires_days=days,
+                httponly=True,
+                samesite="Lax",
+                secure=self.config.cookie_secure,
+            )
+
+    def expire_session_cookies(self) -> None:
+        for name in ("user_id", "token"):
+            self.clear_cookie(name, path="/", httponly=True, samesite="Lax", secure=self.config.cookie_secure)
+
+    # Output
+
+    def reply(self, status: int = 200, **extra) -> None:
+        """The documented success answer, {"status": "ok"}, plus any extra fields."""
+        self.set_status(status)
+        self.write_json({"status": "ok", **extra})
+
+    def write_json(self, payload) -> None:
+        self.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        expected = _expected(exc)
+        if expected is not None:
+            status_code, message = expected
+            self.set_status(status_code)
+        else:
+            message = _STATUS_MESSAGES.get(status_code) or _reason(exc, status_code)
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self._allowed_methods()))
+        if status_code == 413:
+            self.set_header("Connection", "close")
+        self.write_json({"error": message})
+
+    def log_exception(self, typ, value, tb) -> None:
+        if _expected(value) is not None:
+            if isinstance(value, redis.exceptions.RedisError):
+                log.warning("redis unavailable: %s", value)
+            return
+        super().log_exception(typ, value, tb)
+
+    # Checks
+
+    def _allowed_methods(self) -> list[str]:
+        return [
+            method
+            for method in self.SUPPORTED_METHODS
+            if getattr(type(self), method.lower(), None) is not getattr(RequestHandler, method.lower(), None)
+        ]
+
+    def _check_method(self) -> None:
+        if self.request.method not in self._allowed_methods():
+            raise HTTPError(405)
+
+    def _check_declared_size(self) -> None:
+        declared = self.request.headers.get("Content-Length")
+        if declared is None:
+            return
+        if not declared.isdigit():
+            raise BadInput("Content-Length must be a number")
+        if int(declared) > self.config.max_body_bytes:
+            raise HTTPError(413)
+
+
+class NotFoundHandler(BaseHandler):
+    """Every path no route matches."""
+
+    async def prepare(self):
+        raise HTTPError(404)
+
+
+def _reason(exc: BaseException | None, status_code: int) -> str:
+    """A message for a status Tornado raised itself (malformed query, bad unicode)."""
+    if isinstance(exc, HTTPError) and exc.log_message and status_code == 400:
+        return "bad request: " + (exc.log_message % exc.args if exc.args else exc.log_message)
+    try:
+        return http.HTTPStatus(status_code).phrase.lower()
+    except ValueError:
+        return "error"
+
+
+def _json_fields(body: bytes) -> dict[str, str]:
+    """A JSON object's fields as strings (integers allowed, for ids)."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise BadInput("the request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise BadInput("the JSON body must be an object")
+    fields = {}
+    for key, value in data.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise BadInput(f"{key} must be a string")
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise BadInput(f"{key} is not valid unicode") from exc
+        fields[key] = value
+    return fields

@@ -1,0 +1,36 @@
+"""/api/chats/{chat_id}: history, sending, renaming the chat, deleting a message."""
+
+from .base import BaseHandler
+
+
+class ChatHandler(BaseHandler):
+    async def get(self, raw_chat_id: str):
+        chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
+        limit = self.rules.limit(self.arg("limit"))
+        before = self.rules.cursor(self.arg("before"), "before")
+        after = self.rules.cursor(self.arg("after"), "after")
+        page = await self.storage.messages.history(
+            self.user_id, chat_id, limit=limit, before=before, after=after
+        )
+        # The stored JSON is the answer's JSON: no decoding on the way out.
+        self.write('{"messages":[' + ",".join(page) + "]}")
+
+    async def post(self, raw_chat_id: str):
+        chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
+        content = self.rules.content(self.arg("content"))
+        message_id = await self.storage.messages.send(self.user_id, chat_id, content)
+        self.reply(201, id=message_id)
+
+    async def put(self, raw_chat_id: str):
+        """Rename the chat (any member)."""
+        chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
+        title = self.rules.title(self.arg("title"))
+        await self.storage.chats.rename(self.user_id, chat_id, title)
+        self.reply(200)
+
+    async def delete(self, raw_chat_id: str):
+        """Delete one of the caller's own messages."""
+        chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
+        message_id = self.rules.entity_id(self.arg("id"), "id")
+        await self.storage.messages.delete(self.user_id, chat_id, message_id)
+        self.reply(200)

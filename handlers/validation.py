@@ -1,0 +1,108 @@
+"""Input rules, checked once at the boundary; storage trusts what passes.
+
+Each rule takes the raw value (a str, or None when absent) and returns the
+clean value or raises BadInput with a message meant for the client.
+"""
+
+import re
+import unicodedata
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
+_ID_RE = re.compile(r"[0-9]{1,15}")  # below 2**53: exact in JSON and in Lua
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
+class BadInput(ValueError):
+    """The request carries a missing or malformed value (HTTP 400)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _required(value: str | None, field: str) -> str:
+    if value is None or value == "":
+        raise BadInput(f"{field} is required")
+    return value
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+class Rules:
+    """The input rules, with the limits of one Settings."""
+
+    def __init__(self, settings):
+        self._s = settings
+
+    def name(self, value: str | None) -> str:
+        value = _required(value, "name")
+        if len(value) > self._s.name_max_chars or not _NAME_RE.fullmatch(value):
+            raise BadInput(
+                f"name must be 1-{self._s.name_max_chars} characters: "
+                "letters, digits, '_', '.' or '-'"
+            )
+        return value
+
+    def password(self, value: str | None) -> str:
+        value = _required(value, "password")
+        size = len(value.encode())
+        if not self._s.password_min_bytes <= size <= self._s.password_max_bytes:
+            raise BadInput(
+                f"password must be {self._s.password_min_bytes}-{self._s.password_max_bytes} bytes"
+            )
+        return value
+
+    def email(self, value: str | None) -> str:
+        value = _required(value, "email")
+        if len(value) > self._s.email_max_chars or not _EMAIL_RE.fullmatch(value):
+            raise BadInput(
+                f"email must look like user@example.org, at most {self._s.email_max_chars} characters"
+            )
+        return value
+
+    def title(self, value: str | None) -> str:
+        """Trimmed; 1..title_max_chars characters, no control characters."""
+        value = _required(value, "title").strip()
+        if not 1 <= len(value) <= self._s.title_max_chars or _has_control_chars(value):
+            raise BadInput(
+                f"title must be 1-{self._s.title_max_chars} characters, "
+                "not blank, without control characters"
+            )
+        return value
+
+    def content(self, value: str | None) -> str:
+        """Kept exactly as sent; must hold something that is not whitespace."""
+        value = _required(value, "content")
+        if len(value) > self._s.content_max_chars or not value.strip():
+            raise BadInput(
+                f"content must be 1-{self._s.content_max_chars} characters, not all blank"
+            )
+        return value
+
+    def entity_id(self, value: str | None, field: str) -> int:
+        value = _required(value, field)
+        if not _ID_RE.fullmatch(value) or int(value) == 0:
+            raise BadInput(f"{field} must be a positive integer")
+        return int(value)
+
+    def cursor(self, value: str | None, field: str) -> int | None:
+        return None if value is None else self.entity_id(value, field)
+
+    def limit(self, value: str | None) -> int:
+        if value is None:
+            return self._s.history_default_limit
+        top = self._s.history_max_limit
+        if not _ID_RE.fullmatch(value) or not 1 <= int(value) <= top:
+            raise BadInput(f"limit must be an integer from 1 to {top}")
+        return int(value)
+
+    def session(self, user_id: str | None, token: str | None) -> tuple[int, str] | None:
+        """The (user id, token) of well-formed session cookies, else None."""
+        if user_id is None or token is None:
+            return None
+        if not _ID_RE.fullmatch(user_id) or not _TOKEN_RE.fullmatch(token):
+            return None
+        return int(user_id), token

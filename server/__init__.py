@@ -1,0 +1,1 @@
+"""The application factory, settings and process entry of the chat server."""

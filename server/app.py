@@ -1,0 +1,58 @@
+"""The application factory: routes, and the HTTP server that carries them."""
+
+import redis.asyncio
+from tornado.httpserver import HTTPServer
+from tornado.web import Application
+
+from handlers.auth import LoginHandler, LogoutHandler, RegisterHandler
+from handlers.base import NotFoundHandler
+from handlers.chats import ChatsHandler
+from handlers.members import MembersHandler
+from handlers.messages import ChatHandler
+from handlers.users import UserHandler
+from handlers.validation import Rules
+from storage import Storage
+
+from .settings import Settings
+
+
+def make_app(settings: Settings, storage: Storage) -> Application:
+    """The Tornado application serving the whole API over one storage."""
+    deps = {"storage": storage, "settings": settings, "rules": Rules(settings)}
+    routes = [
+        (r"/api/reg/?", RegisterHandler, deps),
+        (r"/api/login/?", LoginHandler, deps),
+        (r"/api/logout/?", LogoutHandler, deps),
+        (r"/api/chats/?", ChatsHandler, deps),
+        (r"/api/chats/([^/]+)/?", ChatHandler, deps),
+        (r"/api/chats/([^/]+)/members/?", MembersHandler, deps),
+        (r"/api/user/?", UserHandler, deps),
+        (r"/api/user/([^/]+)/?", UserHandler, deps),
+    ]
+    return Application(
+        routes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=deps,
+    )
+
+
+def make_http_server(app: Application, settings: Settings) -> HTTPServer:
+    """An HTTPServer for the app; bodies past the hard cap close the connection."""
+    return HTTPServer(app, max_body_size=settings.hard_body_bytes, idle_connection_timeout=300)
+
+
+def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
+    """A client whose pool waits (up to the timeout) rather than failing when busy."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_secs,
+        socket_timeout=settings.redis_timeout_secs,
+        socket_connect_timeout=settings.redis_timeout_secs,
+        decode_responses=True,
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+def make_storage(client: redis.asyncio.Redis, settings: Settings) -> Storage:
+    return Storage(client, bcrypt_cost=settings.bcrypt_cost, token_ttl_secs=settings.token_ttl_secs)

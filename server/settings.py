@@ -1,0 +1,94 @@
+"""Every tunable of the service, with its default, in one frozen dataclass.
+
+Each field can be set from the command line (`--bcrypt-cost 10`) or from the
+environment (`CHAT_BCRYPT_COST=10`); `REDIS_URL` is also read without prefix.
+"""
+
+import argparse
+import dataclasses
+import os
+from typing import Any
+
+ENV_PREFIX = "CHAT_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    # Empty: start the embedded redis-server under data_dir.
+    redis_url: str = ""
+    data_dir: str = "./var"
+    log_level: str = "info"
+
+    # Sessions and passwords.
+    bcrypt_cost: int = 12
+    token_ttl_secs: int = 30 * 24 * 3600
+    # Set when the service sits behind TLS, so cookies carry `Secure`.
+    cookie_secure: bool = False
+
+    # Input limits.
+    name_max_chars: int = 32
+    password_min_bytes: int = 8
+    password_max_bytes: int = 72  # bcrypt ignores anything past 72 bytes
+    email_max_chars: int = 254
+    title_max_chars: int = 128
+    content_max_chars: int = 4000
+    max_body_bytes: int = 64 * 1024
+    # A declared body above this is refused without reading; a chunked one is cut off.
+    hard_body_bytes: int = 16 * 1024 * 1024
+    history_default_limit: int = 100
+    history_max_limit: int = 1000
+
+    # Redis client.
+    redis_max_connections: int = 64
+    redis_timeout_secs: float = 2.0
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+def _env_name(field: dataclasses.Field) -> str:
+    return ENV_PREFIX + field.name.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser with one `--flag` per setting; defaults come from the environment."""
+    parser = argparse.ArgumentParser(description="Chat backend on Tornado and Redis.")
+    for field in dataclasses.fields(Settings):
+        kind = type(field.default)
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            type=_parse_bool if kind is bool else kind,
+            default=None,
+            help=f"(env {_env_name(field)}, default {field.default!r})",
+        )
+    return parser
+
+
+def load_settings(argv: list[str] | None = None, environ: dict | None = None) -> Settings:
+    """Settings from defaults, then the environment, then command-line flags."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        kind = type(field.default)
+        raw = environ.get(_env_name(field))
+        if field.name == "redis_url" and raw is None:
+            raw = environ.get("REDIS_URL")
+        if raw is not None:
+            values[field.name] = _parse_bool(raw) if kind is bool else kind(raw)
+        flag = getattr(args, field.name)
+        if flag is not None:
+            values[field.name] = flag
+    return Settings(**values)

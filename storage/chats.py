@@ -1,0 +1,112 @@
+"""Chats and their members.
+
+The chat's member set is the authority on membership; `user:{id}:chats` is
+an index of it for listing. Each step is atomic inside one hash slot, and
+the index is written so that a crash between the two sides is invisible: it
+may hold a chat the user is not in (listing checks the member set and skips
+it), but never lacks one they are in.
+"""
+
+import json
+
+from . import keys
+from .errors import Conflict, Forbidden, NotFound
+from .records import utc_now_iso
+
+
+class ChatStore:
+    def __init__(self, redis, scripts):
+        self._redis = redis
+        self._scripts = scripts
+
+    async def create(self, user_id: int, title: str) -> int:
+        """A new chat owned by the user; raises Conflict if they have one of that title."""
+        if title in await self._titles_of(user_id):
+            raise Conflict("you already have a chat with this title")
+        chat_id = await self._redis.incr(keys.CHAT_ID_SEQ)
+        await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
+            keys.chat_key(chat_id),
+            mapping={
+                "id": chat_id,
+                "title": title,
+                "owner_id": user_id,
+                "created_at": utc_now_iso(),
+                "last_message_id": 0,
+                "join_seq": 1,
+            },
+        )
+        pipe.zadd(keys.chat_members_key(chat_id), {user_id: 1})
+        await pipe.execute()
+        return chat_id
+
+    async def list_for(self, user_id: int) -> list[dict]:
+        """The user's chats with their last message, most recent activity first."""
+        chat_ids = sorted(int(c) for c in await self._redis.smembers(keys.user_chats_key(user_id)))
+        pipe = self._redis.pipeline(transaction=False)
+        for chat_id in chat_ids:
+            pipe.hmget(keys.chat_key(chat_id), "title", "owner_id", "created_at")
+            pipe.zscore(keys.chat_members_key(chat_id), user_id)
+            pipe.zrange(keys.chat_messages_key(chat_id), -1, -1)
+        replies = await pipe.execute()
+        chats = []
+        for index, chat_id in enumerate(chat_ids):
+            (title, owner_id, created_at), joined, last = replies[3 * index : 3 * index + 3]
+            if title is None or joined is None:
+                continue  # a stale index entry: the member set says no
+            chats.append(_summary(chat_id, title, int(owner_id), created_at, last))
+        chats.sort(key=lambda c: (c["last_message_time"] or c["created_at"], c["id"]), reverse=True)
+        return chats
+
+    async def rename(self, user_id: int, chat_id: int, title: str) -> None:
+        await self._scripts.run_chat("rename_chat", chat_id, user_id, title)
+
+    async def members(self, user_id: int, chat_id: int) -> tuple[int, list[int]]:
+        """(owner id, member ids in join order), for a member of the chat."""
+        owner_id, member_ids = await self._scripts.run_chat("list_members", chat_id, user_id)
+        return int(owner_id), [int(m) for m in member_ids]
+
+    async def add_member(self, user_id: int, chat_id: int, new_member_id: int | None) -> None:
+        """Any member adds another user (None: no such user); raises NotFound, Forbidden, Conflict."""
+        indexed = 0
+        if new_member_id is not None:
+            indexed = await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
+        try:
+            await self._scripts.run_chat(
+                "add_member", chat_id, user_id, new_member_id or 0, "0" if new_member_id is None else "1"
+            )
+        except (NotFound, Forbidden):
+            if indexed:  # added for nothing; when it was there already, it stays
+                await self._redis.srem(keys.user_chats_key(new_member_id), chat_id)
+            raise
+
+    async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
+        """The owner removes a member, or a member (user_id == member_id) leaves."""
+        await self._scripts.run_chat("remove_member", chat_id, user_id, member_id)
+        await self._redis.srem(keys.user_chats_key(member_id), chat_id)
+
+    async def leave_all(self, user_id: int) -> None:
+        """Takes the user out of every chat they are in (for account deletion)."""
+        for chat_id in await self._redis.smembers(keys.user_chats_key(user_id)):
+            try:
+                await self.remove_member(user_id, int(chat_id), user_id)
+            except (NotFound, Forbidden):
+                await self._redis.srem(keys.user_chats_key(user_id), chat_id)
+
+    async def _titles_of(self, user_id: int) -> set[str]:
+        return {chat["title"] for chat in await self.list_for(user_id)}
+
+
+def _summary(chat_id: int, title: str, owner_id: int, created_at: str, last: list[str]) -> dict:
+    message = json.loads(last[0]) if last else None
+    return {
+        "id": chat_id,
+        "title": title,
+        "owner_id": owner_id,
+        "created_at": created_at,
+        "last_message": message["content"] if message else None,
+        "last_message_id": message["id"] if message else None,
+        "last_message_time": message["time"] if message else None,
+        "sender_id": message["sender_id"] if message else None,
+    }

@@ -1,0 +1,25 @@
+"""The storage layer's own exceptions; the HTTP layer maps each to a status."""
+
+
+class StorageError(Exception):
+    """Base class: the message is safe to show to the client."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(StorageError):
+    """The chat, message or user does not exist."""
+
+
+class Forbidden(StorageError):
+    """The object exists but the caller may not touch it."""
+
+
+class Conflict(StorageError):
+    """The change clashes with existing state (duplicate title, existing member)."""
+
+
+class NameTaken(StorageError):
+    """Registering or renaming to a user name someone else holds."""

@@ -1,0 +1,55 @@
+"""Every Redis key the service uses, built in one place.
+
+Keys that one atomic operation changes together share a hash tag (`{42}`), so
+each script or transaction stays inside one Redis Cluster slot. Every part
+that comes from a client (ids, names, token digests) is validated before it
+reaches these builders.
+"""
+
+USER_ID_SEQ = "seq:user_id"  # string counter: last user id handed out
+CHAT_ID_SEQ = "seq:chat_id"  # string counter: last chat id handed out
+
+
+def user_key(user_id: int) -> str:
+    """Hash: id, name, email, password (bcrypt), created_at."""
+    return f"user:{{{user_id}}}"
+
+
+def user_chats_key(user_id: int) -> str:
+    """Set of chat ids: an index of the chats' member sets, never the authority."""
+    return f"user:{{{user_id}}}:chats"
+
+
+def user_sessions_key(user_id: int) -> str:
+    """Sorted set: token digest -> expiry (unix seconds) of each of the user's sessions."""
+    return f"user:{{{user_id}}}:sessions"
+
+
+def session_key(user_id: int, token_digest: str) -> str:
+    """String (created_at) with a TTL: the session exists while this key does."""
+    return f"user:{{{user_id}}}:session:{token_digest}"
+
+
+def name_key(folded_name: str) -> str:
+    """String: user id owning the case-folded name."""
+    return f"name:{folded_name}"
+
+
+def chat_key(chat_id: int) -> str:
+    """Hash: id, title, owner_id, created_at, last_message_id, join_seq."""
+    return f"chat:{{{chat_id}}}"
+
+
+def chat_members_key(chat_id: int) -> str:
+    """Sorted set: member user id -> join order (earliest joiner inherits ownership)."""
+    return f"chat:{{{chat_id}}}:members"
+
+
+def chat_messages_key(chat_id: int) -> str:
+    """Sorted set: message JSON -> message id."""
+    return f"chat:{{{chat_id}}}:messages"
+
+
+def chat_keys(chat_id: int) -> list[str]:
+    """The keys of one chat, in the order the chat scripts expect them."""
+    return [chat_key(chat_id), chat_members_key(chat_id), chat_messages_key(chat_id)]

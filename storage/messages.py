@@ -1,0 +1,44 @@
+"""Messages: one sorted set per chat, member = message JSON, score = id.
+
+The stored JSON is exactly what the API returns, so a page of history goes
+from Redis to the client without being decoded.
+"""
+
+from .records import message_json_tail, utc_now_iso
+
+
+class MessageStore:
+    def __init__(self, scripts):
+        self._scripts = scripts
+
+    async def send(self, user_id: int, chat_id: int, content: str) -> int:
+        """Stores a message from a member; returns its id (per chat, increasing)."""
+        tail = message_json_tail(user_id, content, utc_now_iso())
+        (message_id,) = await self._scripts.run_chat("send_message", chat_id, user_id, tail)
+        return message_id
+
+    async def history(
+        self,
+        user_id: int,
+        chat_id: int,
+        *,
+        limit: int,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> list[str]:
+        """A page of message JSON texts, oldest first.
+
+        No cursor or only `before`: the newest `limit` messages below it.
+        `after` (with or without `before`): the oldest `limit` above it.
+        """
+        low = f"({after}" if after is not None else "-inf"
+        high = f"({before}" if before is not None else "+inf"
+        newest = after is None
+        (page,) = await self._scripts.run_chat(
+            "read_history", chat_id, user_id, low, high, limit, "1" if newest else "0"
+        )
+        return page[::-1] if newest else page
+
+    async def delete(self, user_id: int, chat_id: int, message_id: int) -> None:
+        """Deletes one of the user's own messages."""
+        await self._scripts.run_chat("delete_message", chat_id, user_id, message_id)

@@ -1,0 +1,20 @@
+"""How values are written into Redis: timestamps and message JSON."""
+
+import datetime
+import json
+
+
+def utc_now_iso() -> str:
+    """Now as ISO 8601 UTC with milliseconds, e.g. 2026-11-23T18:34:00.123Z."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def message_json_tail(sender_id: int, content: str, time: str) -> str:
+    """The stored message JSON without its leading `{"id":N,`, which the script adds."""
+    body = json.dumps(
+        {"sender_id": sender_id, "time": time, "content": content},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return body[1:]

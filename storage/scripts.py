@@ -1,0 +1,46 @@
+"""The Lua scripts, registered once per client, and how their replies are read.
+
+Every chat script starts with `lua/chat_prelude.lua` (the chat exists, the
+actor is a member) and answers `{status, ...}`: 'ok' or the name of an error.
+"""
+
+from pathlib import Path
+
+from . import keys
+from .errors import Conflict, Forbidden, NotFound
+
+_LUA_DIR = Path(__file__).with_name("lua")
+_CHAT_SCRIPTS = (
+    "send_message",
+    "read_history",
+    "delete_message",
+    "rename_chat",
+    "list_members",
+    "add_member",
+    "remove_member",
+)
+_PLAIN_SCRIPTS = ("claim_name", "release_name")
+_STATUS_ERRORS = {"not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict}
+
+
+def _source(name: str) -> str:
+    return (_LUA_DIR / f"{name}.lua").read_text()
+
+
+class Scripts:
+    """The registered scripts of one Redis client, one attribute per script."""
+
+    def __init__(self, redis):
+        prelude = _source("chat_prelude")
+        for name in _CHAT_SCRIPTS:
+            setattr(self, name, redis.register_script(prelude + _source(name)))
+        for name in _PLAIN_SCRIPTS:
+            setattr(self, name, redis.register_script(_source(name)))
+
+    async def run_chat(self, name: str, chat_id: int, actor_id: int, *args) -> list:
+        """Runs a chat script; returns what follows 'ok' or raises its error."""
+        script = getattr(self, name)
+        status, *rest = await script(keys=keys.chat_keys(chat_id), args=[actor_id, *args])
+        if status != "ok":
+            raise _STATUS_ERRORS[status](rest[0])
+        return rest

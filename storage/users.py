@@ -1,0 +1,201 @@
+"""Users, their names and their sessions.
+
+A name key (`name:alice`) is trusted only while the user it points to still
+carries that name: a rename or deletion interrupted between its steps leaves
+a key that nobody owns, which the next claim of that name takes over.
+"""
+
+import asyncio
+import hashlib
+import secrets
+import time
+
+import bcrypt
+
+from . import keys
+from .errors import NameTaken, NotFound
+from .records import utc_now_iso
+
+TOKEN_BYTES = 32  # 256 random bits
+BCRYPT_MAX_BYTES = 72
+
+
+def token_digest(token: str) -> str:
+    """What Redis stores of a token: a dump of the database grants no session."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserStore:
+    def __init__(self, redis, scripts, chats, *, bcrypt_cost: int, token_ttl_secs: int):
+        self._redis = redis
+        self._scripts = scripts
+        self._chats = chats
+        self._bcrypt_cost = bcrypt_cost
+        self._token_ttl_secs = token_ttl_secs
+        self._dummy_hash: bytes | None = None
+
+    # Accounts
+
+    async def register(self, name: str, email: str, password: str) -> int:
+        """Creates a user and returns its id; raises NameTaken."""
+        folded = name.lower()
+        if await self._live_owner(folded) is not None:
+            raise NameTaken("name is already taken")  # before paying for bcrypt
+        hashed = await self._hash(password)
+        user_id = await self._redis.incr(keys.USER_ID_SEQ)
+        await self._redis.hset(
+            keys.user_key(user_id),
+            mapping={
+                "id": user_id,
+                "name": name,
+                "email": email,
+                "password": hashed,
+                "created_at": utc_now_iso(),
+            },
+        )
+        try:
+            await self._claim_name(folded, user_id)
+        except NameTaken:
+            await self._redis.delete(keys.user_key(user_id))
+            raise
+        return user_id
+
+    async def authenticate(self, name: str, password: str) -> int | None:
+        """The user id if name and password match, else None (same cost either way)."""
+        user_id = await self._live_owner(name.lower())
+        stored = None
+        if user_id is not None:
+            stored = await self._redis.hget(keys.user_key(user_id), "password")
+        password_bytes = password.encode()
+        if len(password_bytes) > BCRYPT_MAX_BYTES:
+            return None  # bcrypt 5 raises on these; no registered password is this long
+        if stored is None:
+            await self._check(password_bytes, await self._dummy())
+            return None
+        return user_id if await self._check(password_bytes, stored.encode()) else None
+
+    async def get(self, user_id: int) -> dict:
+        """{"id", "name", "email"}; raises NotFound."""
+        name, email = await self._redis.hmget(keys.user_key(user_id), "name", "email")
+        if name is None:
+            raise NotFound("user not found")
+        return {"id": user_id, "name": name, "email": email}
+
+    async def find_by_name(self, name: str) -> dict:
+        """The user holding a name, compared case-insensitively; raises NotFound."""
+        user_id = await self._live_owner(name.lower())
+        if user_id is None:
+            raise NotFound("user not found")
+        return await self.get(user_id)
+
+    async def exists(self, user_id: int) -> bool:
+        return bool(await self._redis.exists(keys.user_key(user_id)))
+
+    async def names(self, user_ids: list[int]) -> dict[int, str]:
+        """Display names of the given users that still exist."""
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.hget(keys.user_key(user_id), "name")
+        found = await pipe.execute()
+        return {uid: name for uid, name in zip(user_ids, found) if name is not None}
+
+    async def update(self, user_id: int, *, name: str | None = None, email: str | None = None) -> None:
+        """Changes name and/or email; raises NotFound, NameTaken."""
+        old_name = await self._redis.hget(keys.user_key(user_id), "name")
+        if old_name is None:
+            raise NotFound("user not found")
+        changes = {}
+        renamed = name is not None and name.lower() != old_name.lower()
+        if renamed:
+            await self._claim_name(name.lower(), user_id)
+        if name is not None:
+            changes["name"] = name
+        if email is not None:
+            changes["email"] = email
+        await self._redis.hset(keys.user_key(user_id), mapping=changes)
+        if renamed:
+            await self._scripts.release_name(keys=[keys.name_key(old_name.lower())], args=[user_id])
+
+    async def delete(self, user_id: int) -> None:
+        """Ends the user's sessions, takes them out of every chat, frees the name.
+
+        Sessions go first so the user cannot act while being removed; each
+        later step can be repeated, so an interrupted deletion can be rerun.
+        """
+        user = await self.get(user_id)
+        await self.end_all_sessions(user_id)
+        await self._chats.leave_all(user_id)
+        await self._redis.delete(
+            keys.user_key(user_id), keys.user_chats_key(user_id), keys.user_sessions_key(user_id)
+        )
+        await self._scripts.release_name(keys=[keys.name_key(user["name"].lower())], args=[user_id])
+
+    # Sessions
+
+    async def create_session(self, user_id: int) -> str:
+        """A new token for the user, valid for the configured lifetime."""
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        digest = token_digest(token)
+        now = int(time.time())
+        sessions = keys.user_sessions_key(user_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(sessions, "-inf", now)  # forget expired sessions
+        pipe.set(keys.session_key(user_id, digest), utc_now_iso(), ex=self._token_ttl_secs)
+        pipe.zadd(sessions, {digest: now + self._token_ttl_secs})
+        pipe.expire(sessions, self._token_ttl_secs)
+        await pipe.execute()
+        return token
+
+    async def has_session(self, user_id: int, token: str) -> bool:
+        return bool(await self._redis.exists(keys.session_key(user_id, token_digest(token))))
+
+    async def end_session(self, user_id: int, token: str) -> None:
+        digest = token_digest(token)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(keys.session_key(user_id, digest))
+        pipe.zrem(keys.user_sessions_key(user_id), digest)
+        await pipe.execute()
+
+    async def end_all_sessions(self, user_id: int) -> None:
+        sessions = keys.user_sessions_key(user_id)
+
+        async def end(pipe):
+            digests = await pipe.zrange(sessions, 0, -1)
+            pipe.multi()
+            pipe.delete(sessions, *(keys.session_key(user_id, d) for d in digests))
+
+        # WATCH: a login racing with this cannot leave a session behind.
+        await self._redis.transaction(end, sessions)
+
+    # Names and passwords
+
+    async def _live_owner(self, folded: str) -> int | None:
+        """Who holds a case-folded name, ignoring keys left by interrupted changes."""
+        raw = await self._redis.get(keys.name_key(folded))
+        if raw is None:
+            return None
+        current = await self._redis.hget(keys.user_key(int(raw)), "name")
+        return int(raw) if current is not None and current.lower() == folded else None
+
+    async def _claim_name(self, folded: str, user_id: int) -> None:
+        key = keys.name_key(folded)
+        current = await self._redis.get(key)
+        if current is not None and await self._live_owner(folded) is not None:
+            raise NameTaken("name is already taken")
+        if not await self._scripts.claim_name(keys=[key], args=[user_id, current or ""]):
+            raise NameTaken("name is already taken")  # lost a race for it
+
+    async def _hash(self, password: str) -> str:
+        salt = bcrypt.gensalt(self._bcrypt_cost)
+        hashed = await asyncio.to_thread(bcrypt.hashpw, password.encode(), salt)
+        return hashed.decode()
+
+    async def _check(self, password: bytes, hashed: bytes) -> bool:
+        return await asyncio.to_thread(bcrypt.checkpw, password, hashed)
+
+    async def _dummy(self) -> bytes:
+        """A hash to check unknown names against, so they cost what known ones do."""
+        if self._dummy_hash is None:
+            salt = bcrypt.gensalt(self._bcrypt_cost)
+            self._dummy_hash = await asyncio.to_thread(bcrypt.hashpw, b"not a password", salt)
+        return self._dummy_hash

@@ -1,0 +1,80 @@
+"""Fixtures: a real redis-server for the session, a clean database and the
+real app on a real port for each test."""
+
+import pytest
+import redis
+
+from server.app import make_app, make_http_server, make_redis, make_storage
+from server.embedded_redis import EmbeddedRedis
+from server.settings import Settings
+
+from .apiclient import ApiClient
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """One redis-server (the same lookup as `run.py`), without persistence."""
+    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")), "--appendonly", "no", "--save", "")
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def settings():
+    # bcrypt's cheapest cost keeps the suite fast; the algorithm is the same.
+    return Settings(bcrypt_cost=4)
+
+
+@pytest.fixture
+def sync_redis(redis_url):
+    """A plain client for looking at (and emptying) the database."""
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        client.flushall()
+        yield client
+
+
+@pytest.fixture
+def redis_client(io_loop, redis_url, settings, sync_redis):
+    client = make_redis(redis_url, settings)
+    yield client
+    io_loop.run_sync(client.aclose)
+
+
+@pytest.fixture
+def storage(redis_client, settings):
+    return make_storage(redis_client, settings)
+
+
+@pytest.fixture
+def app(settings, storage):
+    return make_app(settings, storage)
+
+
+@pytest.fixture
+def http_server(io_loop, _unused_port, app, settings):
+    """pytest-tornado's fixture, with the server options run.py uses."""
+    server = make_http_server(app, settings)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)
+
+
+@pytest.fixture
+def new_client(http_client, base_url):
+    """Makes API clients that share nothing (no cookies)."""
+    return lambda: ApiClient(http_client, base_url)
+
+
+@pytest.fixture
+def make_user(new_client):
+    """Registers a fresh user and returns their logged-in client."""
+
+    async def make(name=None, **kw):
+        client = new_client()
+        response = await client.register(name, **kw)
+        assert response.code == 201, response
+        return client
+
+    return make
