@@ -104,6 +104,12 @@ class BaseHandler(RequestHandler):
             raise BadInput("the request body could not be parsed") from exc
         return {key: self.decode_argument(values[-1], name=key) for key, values in arguments.items()}
 
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(f"{name or 'the path'} is not valid UTF-8") from None
+
     # Session
 
     async def _authenticate(self) -> int:

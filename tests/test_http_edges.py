@@ -1,0 +1,149 @@
+"""The HTTP edges every endpoint shares: body size, method, check order, error shape."""
+
+import json
+
+import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.testing import bind_unused_port
+
+from server.app import make_app, make_http_server, make_redis, make_storage
+
+LIMIT = 64 * 1024
+
+
+def assert_json_error(response, status):
+    assert response.code == status, response
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and body["error"], body
+
+
+@pytest.mark.gen_test
+async def test_body_over_limit_is_json_413_even_before_session(new_client):
+    response = await new_client().post("/api/chats", body="title=" + "a" * LIMIT)
+    assert_json_error(response, 413)
+
+
+@pytest.mark.gen_test
+async def test_body_at_limit_is_read(make_user):
+    alice = await make_user()
+    body = "title=ok&pad=" + "a" * (LIMIT - len("title=ok&pad="))
+    response = await alice.post("/api/chats", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.code == 201, response
+
+
+@pytest.mark.gen_test
+async def test_declared_body_far_over_hard_cap_is_json_413(new_client):
+    # Refused on the declared length alone: nothing of the body is read.
+    client = new_client()
+    response = await client.post("/api/reg", body="x" * (LIMIT * 40))
+    assert_json_error(response, 413)
+
+
+@pytest.mark.gen_test
+async def test_chunked_body_over_limit_is_json_413(http_client, base_url):
+    async def produce(write):
+        for _ in range(20):
+            await write(b"a" * 8192)
+
+    request = HTTPRequest(
+        base_url + "/api/reg",
+        method="POST",
+        body_producer=produce,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    response = await http_client.fetch(request, raise_error=False)
+    assert response.code == 413
+    assert json.loads(response.body) == {"error": "request body too large"}
+
+
+@pytest.mark.gen_test
+async def test_chunked_body_within_limit_works(http_client, base_url, sync_redis):
+    async def produce(write):
+        await write(b"name=chunky&password=long+enough")
+        await write(b"&email=c%40example.org")
+
+    request = HTTPRequest(
+        base_url + "/api/reg",
+        method="POST",
+        body_producer=produce,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    response = await http_client.fetch(request, raise_error=False)
+    assert response.code == 201
+    assert sync_redis.get("name:chunky") is not None
+
+
+@pytest.mark.gen_test
+async def test_wrong_method_is_405_before_session_and_size(new_client):
+    response = await new_client().request("PATCH", "/api/chats", body="a" * (LIMIT + 1))
+    assert_json_error(response, 405)
+    assert response.headers["Allow"] == "GET, POST, DELETE"
+
+
+@pytest.mark.gen_test
+async def test_size_is_checked_before_session(new_client):
+    response = await new_client().post("/api/chats/1", body="content=" + "a" * LIMIT)
+    assert_json_error(response, 413)
+
+
+@pytest.mark.gen_test
+async def test_session_is_checked_before_input(new_client):
+    response = await new_client().post("/api/chats", {"title": ""})
+    assert_json_error(response, 401)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", ["/", "/api", "/api/chat", "/api/chats/1/members/2", "/index.html"])
+async def test_unknown_routes_are_json_404(new_client, path):
+    assert_json_error(await new_client().get(path), 404)
+
+
+@pytest.mark.gen_test
+async def test_trailing_slash_is_served(make_user):
+    alice = await make_user()
+    assert (await alice.get("/api/chats/")).code == 200
+
+
+@pytest.mark.gen_test
+async def test_malformed_content_length_is_400(http_client, base_url):
+    # Tornado refuses it at the protocol level; the point is: no 500, no hang.
+    request = HTTPRequest(base_url + "/api/reg", method="POST", body="a=b", headers={"Content-Length": "3"})
+    response = await http_client.fetch(request, raise_error=False)
+    assert response.code == 400
+
+
+@pytest.mark.gen_test
+async def test_invalid_utf8_in_form_is_json_400(new_client):
+    response = await new_client().post("/api/reg", body="name=%ff&password=long+enough&email=a%40b.c")
+    assert_json_error(response, 400)
+    assert response.json()["error"] == "name is not valid UTF-8"
+
+
+@pytest.mark.gen_test
+async def test_answers_are_not_cached_and_have_no_etag(make_user):
+    alice = await make_user()
+    response = await alice.get("/api/chats")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Etag" not in response.headers
+
+
+@pytest.mark.gen_test
+async def test_storage_outage_is_json_503(tmp_path, settings, http_client):
+    # A real app whose Redis is not there: the answer is a bounded, clean 503.
+    client = make_redis(f"unix://{tmp_path}/no-redis.sock", settings)
+    server = make_http_server(make_app(settings, make_storage(client, settings)), settings)
+    sock, port = bind_unused_port()
+    server.add_socket(sock)
+    try:
+        response = await http_client.fetch(
+            f"http://127.0.0.1:{port}/api/chats",
+            headers={"Cookie": "user_id=1; token=" + "a" * 43},
+            raise_error=False,
+        )
+    finally:
+        server.stop()
+        await client.aclose()
+    assert response.code == 503
+    error = json.loads(response.body)["error"]
+    assert "redis" not in error.lower() and "unavailable" in error
