@@ -28,6 +28,8 @@ _EXPECTED_ERRORS = (
     (Conflict, 409, None),
     (redis.exceptions.ConnectionError, 503, "storage is unavailable, try again shortly"),
     (redis.exceptions.TimeoutError, 503, "storage is unavailable, try again shortly"),
+    (redis.exceptions.ReadOnlyError, 503, "storage is unavailable, try again shortly"),
+    (redis.exceptions.OutOfMemoryError, 503, "storage is full, try again later"),
 )
 _STATUS_MESSAGES = {
     401: "authentication required: log in to get user_id and token cookies",

@@ -171,19 +171,23 @@ class UserStore:
 
     async def _live_owner(self, folded: str) -> int | None:
         """Who holds a case-folded name, ignoring keys left by interrupted changes."""
-        raw = await self._redis.get(keys.name_key(folded))
-        if raw is None:
+        return await self._check_holder(folded, await self._redis.get(keys.name_key(folded)))
+
+    async def _check_holder(self, folded: str, raw_id: str | None) -> int | None:
+        """The id a name key holds, if that user still carries the name."""
+        if raw_id is None:
             return None
-        current = await self._redis.hget(keys.user_key(int(raw)), "name")
-        return int(raw) if current is not None and current.lower() == folded else None
+        current = await self._redis.hget(keys.user_key(int(raw_id)), "name")
+        return int(raw_id) if current is not None and current.lower() == folded else None
 
     async def _claim_name(self, folded: str, user_id: int) -> None:
         key = keys.name_key(folded)
-        current = await self._redis.get(key)
-        if current is not None and await self._live_owner(folded) is not None:
+        holder = await self._redis.get(key)
+        if await self._check_holder(folded, holder) is not None:
             raise NameTaken("name is already taken")
-        if not await self._scripts.claim_name(keys=[key], args=[user_id, current or ""]):
-            raise NameTaken("name is already taken")  # lost a race for it
+        # Compare-and-set against what we read: a racing claim makes this fail.
+        if not await self._scripts.claim_name(keys=[key], args=[user_id, holder or ""]):
+            raise NameTaken("name is already taken")
 
     async def _hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self._bcrypt_cost)
