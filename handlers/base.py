@@ -75,11 +75,15 @@ class BaseHandler(RequestHandler):
             self.user_id = await self._authenticate()
 
     def data_received(self, chunk: bytes):
-        # A chunked body has no Content-Length to refuse up front: keep
-        # counting, keep nothing past the limit, answer 413 when it is read.
+        # A chunked body has no Content-Length to refuse up front: answer
+        # 413 as soon as it passes the limit; finishing closes the connection.
+        if self._finished:
+            return
         self._body_size += len(chunk)
-        if self._body_size <= self.config.max_body_bytes:
-            self._chunks.append(chunk)
+        if self._body_size > self.config.max_body_bytes:
+            self.send_error(413)
+            return
+        self._chunks.append(chunk)
 
     # Input
 
@@ -93,8 +97,6 @@ class BaseHandler(RequestHandler):
         return self.decode_argument(values[-1], name=name) if values else None
 
     def _parse_body(self) -> dict[str, str]:
-        if self._body_size > self.config.max_body_bytes:
-            raise HTTPError(413)
         body = b"".join(self._chunks)
         content_type = self.request.headers.get("Content-Type", "application/x-www-form-urlencoded")
         if content_type.split(";")[0].strip().lower() == "application/json":

@@ -6,6 +6,8 @@ actor is a member) and answers `{status, ...}`: 'ok' or the name of an error.
 
 from pathlib import Path
 
+import redis.exceptions
+
 from . import keys
 from .errors import Conflict, Forbidden, NotFound
 
@@ -37,10 +39,20 @@ class Scripts:
         for name in _PLAIN_SCRIPTS:
             setattr(self, name, redis.register_script(_source(name)))
 
+    async def run(self, name: str, key_names: list[str], args: list) -> object:
+        """Runs a script by name."""
+        try:
+            return await getattr(self, name)(keys=key_names, args=args)
+        except redis.exceptions.ResponseError as exc:
+            # A script's OOM arrives wrapped as a generic script error; give it
+            # the class a plain command's OOM has, so callers see one kind.
+            if "-OOM " in str(exc):
+                raise redis.exceptions.OutOfMemoryError(str(exc)) from exc
+            raise
+
     async def run_chat(self, name: str, chat_id: int, actor_id: int, *args) -> list:
         """Runs a chat script; returns what follows 'ok' or raises its error."""
-        script = getattr(self, name)
-        status, *rest = await script(keys=keys.chat_keys(chat_id), args=[actor_id, *args])
+        status, *rest = await self.run(name, keys.chat_keys(chat_id), [actor_id, *args])
         if status != "ok":
             raise _STATUS_ERRORS[status](rest[0])
         return rest

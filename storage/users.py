@@ -114,7 +114,7 @@ class UserStore:
             changes["email"] = email
         await self._redis.hset(keys.user_key(user_id), mapping=changes)
         if renamed:
-            await self._scripts.release_name(keys=[keys.name_key(old_name.lower())], args=[user_id])
+            await self._scripts.run("release_name", [keys.name_key(old_name.lower())], [user_id])
 
     async def delete(self, user_id: int) -> None:
         """Ends the user's sessions, takes them out of every chat, frees the name.
@@ -128,7 +128,7 @@ class UserStore:
         await self._redis.delete(
             keys.user_key(user_id), keys.user_chats_key(user_id), keys.user_sessions_key(user_id)
         )
-        await self._scripts.release_name(keys=[keys.name_key(user["name"].lower())], args=[user_id])
+        await self._scripts.run("release_name", [keys.name_key(user["name"].lower())], [user_id])
 
     # Sessions
 
@@ -186,7 +186,7 @@ class UserStore:
         if await self._check_holder(folded, holder) is not None:
             raise NameTaken("name is already taken")
         # Compare-and-set against what we read: a racing claim makes this fail.
-        if not await self._scripts.claim_name(keys=[key], args=[user_id, holder or ""]):
+        if not await self._scripts.run("claim_name", [key], [user_id, holder or ""]):
             raise NameTaken("name is already taken")
 
     async def _hash(self, password: str) -> str:

@@ -1,5 +1,6 @@
 """The HTTP edges every endpoint shares: body size, method, check order, error shape."""
 
+import asyncio
 import json
 
 import pytest
@@ -147,3 +148,46 @@ async def test_storage_outage_is_json_503(tmp_path, settings, http_client):
     assert response.code == 503
     error = json.loads(response.body)["error"]
     assert "redis" not in error.lower() and "unavailable" in error
+
+
+@pytest.mark.gen_test
+async def test_chunked_body_over_limit_is_413_on_a_get_too(make_user, http_port):
+    # Written by hand: HTTP clients do not send chunked bodies with GET.
+    alice = await make_user()
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    cookie = f"user_id={alice.cookies['user_id']}; token={alice.cookies['token']}"
+    writer.write(f"GET /api/chats HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+    chunk = b"2000\r\n" + b"a" * 0x2000 + b"\r\n"
+    try:
+        for _ in range(20):
+            writer.write(chunk)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the server may close as soon as it has answered
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(body) == {"error": "request body too large"}
+    assert (await alice.get("/api/chats")).code == 200  # the server carries on
+
+
+@pytest.mark.gen_test
+async def test_redis_out_of_memory_is_json_503_and_loses_nothing(make_user, sync_redis):
+    alice = await make_user()
+    chat = (await alice.post("/api/chats", {"title": "full"})).headers["Location"]
+    used = int(sync_redis.info("memory")["used_memory"])
+    sync_redis.config_set("maxmemory", used + 256 * 1024)
+    try:
+        codes = []
+        for _ in range(200):
+            response = await alice.post(chat, {"content": "x" * 3000})
+            codes.append(response.code)
+            if response.code != 201:
+                break
+    finally:
+        sync_redis.config_set("maxmemory", 0)
+    assert codes[-1] == 503, codes
+    assert response.json() == {"error": "storage is full, try again later"}
+    stored = (await alice.get(chat, {"limit": 1000})).json()["messages"]
+    assert len(stored) == codes.count(201)
