@@ -109,10 +109,14 @@ class BaseHandler(RequestHandler):
         return {key: self.decode_argument(values[-1], name=key) for key, values in arguments.items()}
 
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        if name is None:
+            # A path part, decoded before prepare(): the session must be
+            # checked first, so let the id rule refuse it later.
+            return value.decode("utf-8", errors="replace")
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
-            raise BadInput(f"{name or 'the path'} is not valid UTF-8") from None
+            raise BadInput(f"{name} is not valid UTF-8") from None
 
     # Session
 

@@ -7,11 +7,16 @@ may hold a chat the user is not in (listing checks the member set and skips
 it), but never lacks one they are in.
 """
 
+import contextlib
 import json
+
+from redis.exceptions import LockError
 
 from . import keys
 from .errors import Conflict, Forbidden, NotFound
 from .records import utc_now_iso
+
+CREATE_LOCK_SECS = 5
 
 
 class ChatStore:
@@ -21,8 +26,24 @@ class ChatStore:
 
     async def create(self, user_id: int, title: str) -> int:
         """A new chat owned by the user; raises Conflict if they have one of that title."""
-        if title in await self._titles_of(user_id):
-            raise Conflict("you already have a chat with this title")
+        # The title check reads many chats, so it cannot share a script with
+        # the write; a per-user lock makes a double submit create one chat.
+        lock = self._redis.lock(
+            keys.user_chat_creation_lock_key(user_id),
+            timeout=CREATE_LOCK_SECS,
+            blocking_timeout=CREATE_LOCK_SECS,
+        )
+        if not await lock.acquire():
+            raise Conflict("another chat is being created; try again")
+        try:
+            if title in await self._titles_of(user_id):
+                raise Conflict("you already have a chat with this title")
+            return await self._create(user_id, title)
+        finally:
+            with contextlib.suppress(LockError):  # expired meanwhile: nothing to release
+                await lock.release()
+
+    async def _create(self, user_id: int, title: str) -> int:
         chat_id = await self._redis.incr(keys.CHAT_ID_SEQ)
         await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
         pipe = self._redis.pipeline(transaction=True)

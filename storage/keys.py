@@ -30,6 +30,11 @@ def session_key(user_id: int, token_digest: str) -> str:
     return f"user:{{{user_id}}}:session:{token_digest}"
 
 
+def user_chat_creation_lock_key(user_id: int) -> str:
+    """String with a short TTL: held while the user creates a chat (title check + create)."""
+    return f"user:{{{user_id}}}:lock:create_chat"
+
+
 def name_key(folded_name: str) -> str:
     """String: user id owning the case-folded name."""
     return f"name:{folded_name}"
