@@ -5,7 +5,6 @@ Order of checks: 405 (method) -> 413 (body size) -> 401 (session) ->
 400 (input) -> 404 (object) -> 403 (access) -> 409 (conflict).
 """
 
-import http
 import json
 import logging
 
@@ -13,50 +12,69 @@ import redis.exceptions
 from tornado import httputil
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
-from storage import Conflict, Forbidden, NameTaken, NotFound
-
+from .errors import expected_error, status_message
 from .validation import BadInput
 
 log = logging.getLogger("chat.http")
 
-# Exceptions that are answers, not faults: (status, message or None to use the exception's).
-_EXPECTED_ERRORS = (
-    (BadInput, 400, None),
-    (NameTaken, 400, None),
-    (NotFound, 404, None),
-    (Forbidden, 403, None),
-    (Conflict, 409, None),
-    (redis.exceptions.ConnectionError, 503, "storage is unavailable, try again shortly"),
-    (redis.exceptions.TimeoutError, 503, "storage is unavailable, try again shortly"),
-    (redis.exceptions.ReadOnlyError, 503, "storage is unavailable, try again shortly"),
-    (redis.exceptions.OutOfMemoryError, 503, "storage is full, try again later"),
-)
-_STATUS_MESSAGES = {
-    401: "authentication required: log in to get user_id and token cookies",
-    404: "no such endpoint",
-    405: "method not allowed",
-    413: "request body too large",
-    500: "internal server error",
-}
 
-
-def _expected(exc: BaseException | None) -> tuple[int, str] | None:
-    for kind, status, message in _EXPECTED_ERRORS:
-        if isinstance(exc, kind):
-            return status, message or exc.message
-    return None
-
-
-@stream_request_body
-class BaseHandler(RequestHandler):
-    # Methods that need no session (registration, login).
-    public_methods: tuple[str, ...] = ()
+class ApiMixin:
+    """Dependencies, the session check and the JSON error shape, for the
+    HTTP handlers and the WebSocket alike."""
 
     def initialize(self, storage, settings, rules):
         self.storage = storage
         self.config = settings
         self.rules = rules
         self.user_id: int | None = None
+
+    async def authenticate(self) -> int:
+        """The user id of a valid session from the cookies, else HTTP 401."""
+        session = self.rules.session(self.get_cookie("user_id"), self.get_cookie("token"))
+        if session is None or not await self.storage.users.has_session(*session):
+            raise HTTPError(401)
+        return session[0]
+
+    def write_json(self, payload) -> None:
+        self.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        expected = expected_error(exc)
+        if expected is not None:
+            status_code, message = expected
+            self.set_status(status_code)
+        else:
+            message = status_message(status_code, exc)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self._allowed_methods()))
+        if status_code == 413:
+            self.set_header("Connection", "close")
+        self.write_json({"error": message})
+
+    def log_exception(self, typ, value, tb) -> None:
+        if expected_error(value) is not None:
+            if isinstance(value, redis.exceptions.RedisError):
+                log.warning("redis unavailable: %s", value)
+            return
+        super().log_exception(typ, value, tb)
+
+    def _allowed_methods(self) -> list[str]:
+        return [
+            method
+            for method in self.SUPPORTED_METHODS
+            if getattr(type(self), method.lower(), None) is not getattr(RequestHandler, method.lower(), None)
+        ]
+
+
+@stream_request_body
+class BaseHandler(ApiMixin, RequestHandler):
+    # Methods that need no session (registration, login).
+    public_methods: tuple[str, ...] = ()
+
+    def initialize(self, storage, settings, rules):
+        super().initialize(storage, settings, rules)
         self._chunks: list[bytes] = []
         self._body_size = 0
         self._fields: dict[str, str] | None = None
@@ -72,7 +90,7 @@ class BaseHandler(RequestHandler):
         self._check_method()
         self._check_declared_size()
         if self.request.method not in self.public_methods:
-            self.user_id = await self._authenticate()
+            self.user_id = await self.authenticate()
 
     def data_received(self, chunk: bytes):
         # A chunked body has no Content-Length to refuse up front: answer
@@ -120,12 +138,6 @@ class BaseHandler(RequestHandler):
 
     # Session
 
-    async def _authenticate(self) -> int:
-        session = self.rules.session(self.get_cookie("user_id"), self.get_cookie("token"))
-        if session is None or not await self.storage.users.has_session(*session):
-            raise HTTPError(401)
-        return session[0]
-
     async def start_session(self, user_id: int) -> None:
         token = await self.storage.users.create_session(user_id)
         days = self.config.token_ttl_secs / 86400
@@ -151,38 +163,7 @@ class BaseHandler(RequestHandler):
         self.set_status(status)
         self.write_json({"status": "ok", **extra})
 
-    def write_json(self, payload) -> None:
-        self.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        expected = _expected(exc)
-        if expected is not None:
-            status_code, message = expected
-            self.set_status(status_code)
-        else:
-            message = _STATUS_MESSAGES.get(status_code) or _reason(exc, status_code)
-        if status_code == 405:
-            self.set_header("Allow", ", ".join(self._allowed_methods()))
-        if status_code == 413:
-            self.set_header("Connection", "close")
-        self.write_json({"error": message})
-
-    def log_exception(self, typ, value, tb) -> None:
-        if _expected(value) is not None:
-            if isinstance(value, redis.exceptions.RedisError):
-                log.warning("redis unavailable: %s", value)
-            return
-        super().log_exception(typ, value, tb)
-
     # Checks
-
-    def _allowed_methods(self) -> list[str]:
-        return [
-            method
-            for method in self.SUPPORTED_METHODS
-            if getattr(type(self), method.lower(), None) is not getattr(RequestHandler, method.lower(), None)
-        ]
 
     def _check_method(self) -> None:
         if self.request.method not in self._allowed_methods():
@@ -203,16 +184,6 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self):
         raise HTTPError(404)
-
-
-def _reason(exc: BaseException | None, status_code: int) -> str:
-    """A message for a status Tornado raised itself (malformed query, bad unicode)."""
-    if isinstance(exc, HTTPError) and exc.log_message and status_code == 400:
-        return "bad request: " + (exc.log_message % exc.args if exc.args else exc.log_message)
-    try:
-        return http.HTTPStatus(status_code).phrase.lower()
-    except ValueError:
-        return "error"
 
 
 def _json_fields(body: bytes) -> dict[str, str]:
