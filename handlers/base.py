@@ -13,7 +13,7 @@ from tornado import httputil
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from .errors import expected_error, status_message
-from .validation import BadInput
+from .validation import BadInput, string_fields
 
 log = logging.getLogger("chat.http")
 
@@ -118,7 +118,11 @@ class BaseHandler(ApiMixin, RequestHandler):
         body = b"".join(self._chunks)
         content_type = self.request.headers.get("Content-Type", "application/x-www-form-urlencoded")
         if content_type.split(";")[0].strip().lower() == "application/json":
-            return _json_fields(body)
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError as exc:
+                raise BadInput("the request body is not valid JSON") from exc
+            return string_fields(data, "the JSON body")
         arguments: dict[str, list[bytes]] = {}
         try:
             httputil.parse_body_arguments(content_type, body, arguments, {}, self.request.headers)
@@ -184,25 +188,3 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self):
         raise HTTPError(404)
-
-
-def _json_fields(body: bytes) -> dict[str, str]:
-    """A JSON object's fields as strings (integers allowed, for ids)."""
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise BadInput("the request body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise BadInput("the JSON body must be an object")
-    fields = {}
-    for key, value in data.items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise BadInput(f"{key} must be a string")
-        try:
-            value.encode()
-        except UnicodeEncodeError as exc:
-            raise BadInput(f"{key} is not valid unicode") from exc
-        fields[key] = value
-    return fields

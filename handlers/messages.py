@@ -3,6 +3,14 @@
 from .base import BaseHandler
 
 
+async def send_message(handler, raw_chat_id: str | None, raw_content: str | None) -> tuple[int, int]:
+    """Checks and stores a message; (chat id, message id). Shared by HTTP and the socket."""
+    chat_id = handler.rules.entity_id(raw_chat_id, "chat_id")
+    content = handler.rules.content(raw_content)
+    message_id = await handler.storage.messages.send(handler.user_id, chat_id, content)
+    return chat_id, message_id
+
+
 class ChatHandler(BaseHandler):
     async def get(self, raw_chat_id: str):
         chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
@@ -16,9 +24,7 @@ class ChatHandler(BaseHandler):
         self.write('{"messages":[' + ",".join(page) + "]}")
 
     async def post(self, raw_chat_id: str):
-        chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
-        content = self.rules.content(self.arg("content"))
-        message_id = await self.storage.messages.send(self.user_id, chat_id, content)
+        _, message_id = await send_message(self, raw_chat_id, self.arg("content"))
         self.reply(201, id=message_id)
 
     async def put(self, raw_chat_id: str):

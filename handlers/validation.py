@@ -27,6 +27,28 @@ def _required(value: str | None, field: str) -> str:
     return value
 
 
+def string_fields(data, what: str) -> dict[str, str]:
+    """A decoded JSON object's fields as strings, as a form would carry them.
+
+    Integers become their digits (ids may be sent as numbers); anything else
+    that is not a string is refused.
+    """
+    if not isinstance(data, dict):
+        raise BadInput(f"{what} must be a JSON object")
+    fields = {}
+    for key, value in data.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise BadInput(f"{key} must be a string")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise BadInput(f"{key} is not valid unicode") from None
+        fields[key] = value
+    return fields
+
+
 def _has_control_chars(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 

@@ -7,19 +7,22 @@ from tornado.web import Application
 from handlers.auth import LoginHandler, LogoutHandler, RegisterHandler
 from handlers.base import NotFoundHandler
 from handlers.chats import ChatsHandler
+from handlers.live import EventsSocket
 from handlers.members import MembersHandler
 from handlers.messages import ChatHandler
 from handlers.users import UserHandler
 from handlers.validation import Rules
 from storage import Storage
 
+from .hub import Hub
 from .settings import Settings
 
 
-def make_app(settings: Settings, storage: Storage) -> Application:
+def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
     """The Tornado application serving the whole API over one storage."""
     deps = {"storage": storage, "settings": settings, "rules": Rules(settings)}
     routes = [
+        (r"/api/ws/?", EventsSocket, {**deps, "hub": hub}),
         (r"/api/reg/?", RegisterHandler, deps),
         (r"/api/login/?", LoginHandler, deps),
         (r"/api/logout/?", LogoutHandler, deps),
@@ -33,6 +36,9 @@ def make_app(settings: Settings, storage: Storage) -> Application:
         routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
+        websocket_ping_interval=settings.ws_ping_interval_secs,
+        websocket_ping_timeout=settings.ws_ping_timeout_secs,
+        websocket_max_message_size=settings.ws_hard_frame_bytes,
     )
 
 

@@ -63,7 +63,9 @@ class EmbeddedRedis:
             *self.extra_args,
         ]  # fmt: skip
         log.info("starting %s", " ".join(command))
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        # Its own session: a Ctrl-C meant for the server must not stop Redis
+        # before the server has finished with it.
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_SECS
         while not self._answers():
             if self.process.poll() is not None:

@@ -1,22 +1,37 @@
-"""The process entry: settings, Redis (embedded or given), the HTTP server, signals."""
+"""The process entry: settings, Redis (embedded or given), the HTTP server, signals.
+
+With `--workers N` (N > 1) this process is a supervisor: it starts the
+embedded Redis if needed, then N worker processes of `run.py` that share the
+port through SO_REUSEPORT, each with its own Redis connections, and passes
+SIGINT/SIGTERM on to them.
+"""
 
 import asyncio
 import logging
 import signal
+import subprocess
+import sys
+import time
+
+from tornado.netutil import bind_sockets
 
 from .app import make_app, make_http_server, make_redis, make_storage
-from .embedded_redis import EmbeddedRedis
+from .embedded_redis import REPO_ROOT, EmbeddedRedis
+from .hub import Hub
 from .settings import Settings, load_settings
 
 log = logging.getLogger("chat")
+
+WORKER_RESTART_DELAY_SECS = 1.0
 
 
 async def serve(settings: Settings, redis_url: str) -> None:
     """Serves the API until SIGINT or SIGTERM."""
     client = make_redis(redis_url, settings)
     await client.ping()  # fail at start, not on the first request
-    server = make_http_server(make_app(settings, make_storage(client, settings)), settings)
-    server.listen(settings.port, settings.host)
+    hub = Hub(client)
+    server = make_http_server(make_app(settings, make_storage(client, settings), hub), settings)
+    server.add_sockets(bind_sockets(settings.port, settings.host, reuse_port=settings.reuse_port))
     log.info("serving on http://%s:%d (redis %s)", settings.host, settings.port, redis_url)
 
     stop = asyncio.Event()
@@ -27,15 +42,45 @@ async def serve(settings: Settings, redis_url: str) -> None:
 
     log.info("shutting down")
     server.stop()
+    await hub.stop()
     await server.close_all_connections()
     await client.aclose()
 
 
+def supervise(settings: Settings, redis_url: str, argv: list[str]) -> None:
+    """Runs `settings.workers` worker processes until SIGINT or SIGTERM."""
+    command = [sys.executable, str(REPO_ROOT / "run.py"), *argv,
+               "--workers", "1", "--reuse-port", "true", "--redis-url", redis_url]  # fmt: skip
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    workers = [subprocess.Popen(command) for _ in range(settings.workers)]
+    log.info("supervising %d workers on port %d", len(workers), settings.port)
+    while not stopping:
+        time.sleep(0.2)
+        for index, worker in enumerate(workers):
+            if worker.poll() is not None and not stopping:
+                log.error("worker %d exited with %s; restarting it", worker.pid, worker.returncode)
+                time.sleep(WORKER_RESTART_DELAY_SECS)
+                workers[index] = subprocess.Popen(command)
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait()
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     settings = load_settings(argv)
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
     embedded = None
     redis_url = settings.redis_url
@@ -43,7 +88,10 @@ def main(argv: list[str] | None = None) -> None:
         embedded = EmbeddedRedis(settings.data_dir)
         redis_url = embedded.start()
     try:
-        asyncio.run(serve(settings, redis_url))
+        if settings.workers > 1:
+            supervise(settings, redis_url, argv)
+        else:
+            asyncio.run(serve(settings, redis_url))
     finally:
         if embedded is not None:
             embedded.stop()

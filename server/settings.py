@@ -20,6 +20,10 @@ class Settings:
     redis_url: str = ""
     data_dir: str = "./var"
     log_level: str = "info"
+    # Server processes sharing the port (SO_REUSEPORT); a supervisor starts them.
+    workers: int = 1
+    # Bind with SO_REUSEPORT (set by the supervisor for its workers).
+    reuse_port: bool = False
 
     # Sessions and passwords.
     bcrypt_cost: int = 12
@@ -39,6 +43,14 @@ class Settings:
     hard_body_bytes: int = 16 * 1024 * 1024
     history_default_limit: int = 100
     history_max_limit: int = 1000
+
+    # WebSocket.
+    ws_ping_interval_secs: float = 20.0
+    ws_ping_timeout_secs: float = 20.0
+    # Unsent bytes a socket may have queued before it is dropped as too slow.
+    ws_max_pending_bytes: int = 1024 * 1024
+    # Frames past max_body_bytes get an error event; past this, the socket is closed.
+    ws_hard_frame_bytes: int = 1024 * 1024
 
     # Redis client.
     redis_max_connections: int = 64

@@ -14,6 +14,7 @@ from redis.exceptions import LockError
 
 from . import keys
 from .errors import Conflict, Forbidden, NotFound
+from .events import encode_event, publish
 from .records import utc_now_iso
 
 CREATE_LOCK_SECS = 5
@@ -38,10 +39,12 @@ class ChatStore:
         try:
             if title in await self._titles_of(user_id):
                 raise Conflict("you already have a chat with this title")
-            return await self._create(user_id, title)
+            chat_id = await self._create(user_id, title)
         finally:
             with contextlib.suppress(LockError):  # expired meanwhile: nothing to release
                 await lock.release()
+        await publish(self._redis, user_id, encode_event("chat_created", chat_id=chat_id, title=title))
+        return chat_id
 
     async def _create(self, user_id: int, title: str) -> int:
         chat_id = await self._redis.incr(keys.CHAT_ID_SEQ)
@@ -81,7 +84,8 @@ class ChatStore:
         return chats
 
     async def rename(self, user_id: int, chat_id: int, title: str) -> None:
-        await self._scripts.run_chat("rename_chat", chat_id, user_id, title)
+        event = encode_event("chat_renamed", chat_id=chat_id, title=title)
+        await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event)
 
     async def members(self, user_id: int, chat_id: int) -> tuple[int, list[int]]:
         """(owner id, member ids in join order), for a member of the chat."""
@@ -95,7 +99,12 @@ class ChatStore:
             indexed = await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
         try:
             await self._scripts.run_chat(
-                "add_member", chat_id, user_id, new_member_id or 0, "0" if new_member_id is None else "1"
+                "add_member",
+                chat_id,
+                user_id,
+                new_member_id or 0,
+                "0" if new_member_id is None else "1",
+                encode_event("member_added", chat_id=chat_id, user_id=new_member_id),
             )
         except (NotFound, Forbidden):
             if indexed:  # added for nothing; when it was there already, it stays
@@ -104,7 +113,8 @@ class ChatStore:
 
     async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
         """The owner removes a member, or a member (user_id == member_id) leaves."""
-        await self._scripts.run_chat("remove_member", chat_id, user_id, member_id)
+        event = encode_event("member_removed", chat_id=chat_id, user_id=member_id)
+        await self._scripts.run_chat("remove_member", chat_id, user_id, member_id, event[:-1])
         await self._redis.srem(keys.user_chats_key(member_id), chat_id)
 
     async def leave_all(self, user_id: int) -> None:

@@ -58,3 +58,16 @@ def chat_messages_key(chat_id: int) -> str:
 def chat_keys(chat_id: int) -> list[str]:
     """The keys of one chat, in the order the chat scripts expect them."""
     return [chat_key(chat_id), chat_members_key(chat_id), chat_messages_key(chat_id)]
+
+
+def user_events_channel(user_id: int) -> str:
+    """Pub/sub channel of everything one user should see live.
+
+    The chat scripts build the same name in Lua (`lua/chat_prelude.lua`).
+    """
+    return f"user:{{{user_id}}}:events"
+
+
+def user_id_of_events_channel(channel: str) -> int:
+    """The user id in a `user_events_channel` name."""
+    return int(channel[len("user:{") : channel.index("}")])

@@ -4,6 +4,7 @@ The stored JSON is exactly what the API returns, so a page of history goes
 from Redis to the client without being decoded.
 """
 
+from .events import encode_event
 from .records import message_json_tail, utc_now_iso
 
 
@@ -14,7 +15,7 @@ class MessageStore:
     async def send(self, user_id: int, chat_id: int, content: str) -> int:
         """Stores a message from a member; returns its id (per chat, increasing)."""
         tail = message_json_tail(user_id, content, utc_now_iso())
-        (message_id,) = await self._scripts.run_chat("send_message", chat_id, user_id, tail)
+        (message_id,) = await self._scripts.run_chat("send_message", chat_id, user_id, tail, chat_id)
         return message_id
 
     async def history(
@@ -41,4 +42,5 @@ class MessageStore:
 
     async def delete(self, user_id: int, chat_id: int, message_id: int) -> None:
         """Deletes one of the user's own messages."""
-        await self._scripts.run_chat("delete_message", chat_id, user_id, message_id)
+        event = encode_event("message_deleted", chat_id=chat_id, message_id=message_id)
+        await self._scripts.run_chat("delete_message", chat_id, user_id, message_id, event)

@@ -14,6 +14,7 @@ import bcrypt
 
 from . import keys
 from .errors import NameTaken, NotFound
+from .events import SESSION_ENDED, encode_event, publish
 from .records import utc_now_iso
 
 TOKEN_BYTES = 32  # 256 random bits
@@ -150,11 +151,13 @@ class UserStore:
         return bool(await self._redis.exists(keys.session_key(user_id, token_digest(token))))
 
     async def end_session(self, user_id: int, token: str) -> None:
+        """Logs one session out; its open sockets are told to close."""
         digest = token_digest(token)
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(keys.session_key(user_id, digest))
         pipe.zrem(keys.user_sessions_key(user_id), digest)
         await pipe.execute()
+        await publish(self._redis, user_id, encode_event(SESSION_ENDED, session=digest))
 
     async def end_all_sessions(self, user_id: int) -> None:
         sessions = keys.user_sessions_key(user_id)
@@ -166,6 +169,7 @@ class UserStore:
 
         # WATCH: a login racing with this cannot leave a session behind.
         await self._redis.transaction(end, sessions)
+        await publish(self._redis, user_id, encode_event(SESSION_ENDED, session=None))
 
     # Names and passwords
 

@@ -6,6 +6,7 @@ import redis
 
 from server.app import make_app, make_http_server, make_redis, make_storage
 from server.embedded_redis import EmbeddedRedis
+from server.hub import Hub
 from server.settings import Settings
 
 from .apiclient import ApiClient
@@ -47,8 +48,15 @@ def storage(redis_client, settings):
 
 
 @pytest.fixture
-def app(settings, storage):
-    return make_app(settings, storage)
+def hub(io_loop, redis_client):
+    hub = Hub(redis_client)
+    yield hub
+    io_loop.run_sync(hub.stop)
+
+
+@pytest.fixture
+def app(settings, storage, hub):
+    return make_app(settings, storage, hub)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.testing import bind_unused_port
 
 from server.app import make_app, make_http_server, make_redis, make_storage
+from server.hub import Hub
 
 LIMIT = 64 * 1024
 
@@ -133,7 +134,7 @@ async def test_answers_are_not_cached_and_have_no_etag(make_user):
 async def test_storage_outage_is_json_503(tmp_path, settings, http_client):
     # A real app whose Redis is not there: the answer is a bounded, clean 503.
     client = make_redis(f"unix://{tmp_path}/no-redis.sock", settings)
-    server = make_http_server(make_app(settings, make_storage(client, settings)), settings)
+    server = make_http_server(make_app(settings, make_storage(client, settings), Hub(client)), settings)
     sock, port = bind_unused_port()
     server.add_socket(sock)
     try:

@@ -1,0 +1,117 @@
+"""GET /api/ws: a WebSocket that pushes every change to the people it concerns,
+and takes `send` requests with the same checks as POST /api/chats/{id}."""
+
+import json
+import logging
+
+from tornado.ioloop import IOLoop
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from storage.events import encode_event
+from storage.users import token_digest
+
+from .base import ApiMixin
+from .errors import expected_error
+from .messages import send_message
+from .validation import BadInput, string_fields
+
+log = logging.getLogger("chat.live")
+
+CLOSE_TOO_SLOW = 4008
+REQUEST_ID_MAX_CHARS = 64
+
+
+class EventsSocket(ApiMixin, WebSocketHandler):
+    def initialize(self, storage, settings, rules, hub):
+        super().initialize(storage, settings, rules)
+        self.hub = hub
+        self.session: str | None = None
+        self._pending_bytes = 0
+
+    async def prepare(self):
+        # Before the upgrade: no valid session, no socket (a JSON 401).
+        self.user_id = await self.authenticate()
+        self.session = token_digest(self.get_cookie("token"))
+
+    async def open(self):
+        self.set_nodelay(True)
+        await self.hub.join(self)
+        # Subscribed: anything that happens from now on will arrive. A client
+        # fills what it missed before this with GET /api/chats/{id}?after=.
+        self.deliver(encode_event("ready", user_id=self.user_id))
+
+    def on_close(self):
+        IOLoop.current().spawn_callback(self.hub.leave, self)
+
+    async def on_message(self, frame):
+        # Tornado reads the next frame only when this returns: one socket's
+        # sends are stored in the order they were sent.
+        request_id = None
+        try:
+            data = self._decode(frame)
+            request_id = _request_id(data)
+            request = string_fields(data, "a frame")
+            if request.get("op") != "send":
+                raise BadInput('unknown op: the only op is "send"')
+            chat_id, message_id = await send_message(self, request.get("chat_id"), request.get("content"))
+            reply = encode_event("ack", request_id=request_id, chat_id=chat_id, message_id=message_id)
+        except Exception as exc:
+            status, message = _describe(exc)
+            reply = encode_event("error", request_id=request_id, status=status, error=message)
+        self.deliver(reply)
+
+    def deliver(self, event: str) -> None:
+        """Queues an event for the client; a client that falls too far behind is dropped."""
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        size = len(event)
+        if self._pending_bytes + size > self.config.ws_max_pending_bytes:
+            log.info("dropping user %s's socket: %d bytes unsent", self.user_id, self._pending_bytes)
+            self.close(CLOSE_TOO_SLOW, "too slow: outgoing buffer full")
+            return
+        self._pending_bytes += size
+        try:
+            self.write_message(event).add_done_callback(lambda f: self._written(size, f))
+        except WebSocketClosedError:
+            pass
+
+    def _written(self, size: int, future) -> None:
+        self._pending_bytes -= size
+        future.exception()  # a closed socket's writes fail; that is expected here
+
+    def _decode(self, frame) -> object:
+        if isinstance(frame, bytes):
+            raise BadInput("frames must be text: a JSON object")
+        if len(frame) > self.config.max_body_bytes:
+            raise FrameTooLarge(f"frame too large: at most {self.config.max_body_bytes} characters")
+        try:
+            return json.loads(frame)
+        except ValueError:
+            raise BadInput("the frame is not valid JSON") from None
+
+
+class FrameTooLarge(Exception):
+    pass
+
+
+def _request_id(data) -> str | int | None:
+    """The client's request id, echoed in the answer as it was sent."""
+    request_id = data.get("request_id") if isinstance(data, dict) else None
+    if request_id is None:
+        return None
+    if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+        raise BadInput("request_id must be a string or an integer")
+    if len(str(request_id)) > REQUEST_ID_MAX_CHARS:
+        raise BadInput(f"request_id must be at most {REQUEST_ID_MAX_CHARS} characters")
+    return request_id
+
+
+def _describe(exc: Exception) -> tuple[int, str]:
+    """The status and message an HTTP request would have got for this failure."""
+    if isinstance(exc, FrameTooLarge):
+        return 413, str(exc)
+    expected = expected_error(exc)
+    if expected is None:
+        log.error("socket request failed", exc_info=exc)
+        return 500, "internal server error"
+    return expected
