@@ -53,8 +53,10 @@ class EventSubscriber:
         self._pubsub = None
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopped = False
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -62,9 +64,13 @@ class EventSubscriber:
             except asyncio.CancelledError:
                 pass
         if self._pubsub is not None:
-            await self._pubsub.aclose()
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await self._pubsub.aclose()
+            self._pubsub = None
 
     async def subscribe(self, user_id: int) -> None:
+        if self._stopped:
+            return
         if self._task is None:  # started by the first socket, inside the running loop
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._user_ids.add(user_id)
