@@ -1,10 +1,9 @@
 """The sockets open on this process, and the events Redis brings for them."""
 
-import json
 import logging
 from collections import defaultdict
 
-from storage.events import SESSION_ENDED, EventSubscriber, encode_event
+from storage.events import encode_event
 
 log = logging.getLogger("chat.live")
 
@@ -19,15 +18,18 @@ class Hub:
     `deliver(event_json)` and `close(code, reason)`.
     """
 
-    def __init__(self, redis_client):
+    def __init__(self, feed):
         self._sockets: dict[int, set] = defaultdict(set)
-        self._subscriber = EventSubscriber(redis_client, self._dispatch, self._after_reconnect)
+        self._feed = feed
+        feed.on_user_event = self._deliver
+        feed.session_listeners.append(self._session_ended)
+        feed.connection_listeners.append(self._connection_changed)
+        self._lost_connection = False
 
-    async def stop(self) -> None:
-        for sockets in list(self._sockets.values()):
-            for socket in list(sockets):
-                socket.close(CLOSE_GOING_AWAY, "server shutting down")
-        await self._subscriber.stop()
+    def close_all(self) -> None:
+        """Closes every socket with "going away" (shutdown)."""
+        for socket in self._all():
+            socket.close(CLOSE_GOING_AWAY, "server shutting down")
 
     @property
     def socket_count(self) -> int:
@@ -37,7 +39,7 @@ class Hub:
         first = not self._sockets[socket.user_id]
         self._sockets[socket.user_id].add(socket)
         if first:
-            await self._subscriber.subscribe(socket.user_id)
+            await self._feed.subscribe(socket.user_id)
 
     async def leave(self, socket) -> None:
         sockets = self._sockets.get(socket.user_id)
@@ -46,26 +48,28 @@ class Hub:
         sockets.discard(socket)
         if not sockets:
             del self._sockets[socket.user_id]
-            await self._subscriber.unsubscribe(socket.user_id)
+            await self._feed.unsubscribe(socket.user_id)
 
-    def _dispatch(self, user_id: int, event: str) -> None:
-        sockets = list(self._sockets.get(user_id, ()))
-        if not sockets:
-            return
-        if event.startswith('{"type":"' + SESSION_ENDED + '"'):
-            ended = json.loads(event)["session"]
-            for socket in sockets:
-                if ended is None or socket.session == ended:
-                    socket.close(CLOSE_SESSION_ENDED, "session ended")
-            return
-        for socket in sockets:
+    def _deliver(self, user_id: int, event: str) -> None:
+        for socket in list(self._sockets.get(user_id, ())):
             socket.deliver(event)
 
-    def _after_reconnect(self) -> None:
-        # Events published while the subscription was down are gone: tell
-        # every client to catch up over HTTP.
-        event = encode_event("resync")
-        for sockets in list(self._sockets.values()):
-            for socket in list(sockets):
-                socket.deliver(event)
-        log.info("told %d sockets to resync", self.socket_count)
+    def _session_ended(self, user_id: int, digest: str | None) -> None:
+        for socket in list(self._sockets.get(user_id, ())):
+            if digest is None or socket.session == digest:
+                socket.close(CLOSE_SESSION_ENDED, "session ended")
+
+    def _connection_changed(self, connected: bool) -> None:
+        if not connected:
+            self._lost_connection = True
+            return
+        if self._lost_connection:
+            # Events published while the subscription was down are gone:
+            # tell every client to catch up over HTTP.
+            self._lost_connection = False
+            for socket in self._all():
+                socket.deliver(encode_event("resync"))
+            log.warning("pub/sub back: told %d sockets to resync", self.socket_count)
+
+    def _all(self) -> list:
+        return [socket for sockets in self._sockets.values() for socket in sockets]

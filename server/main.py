@@ -29,8 +29,10 @@ async def serve(settings: Settings, redis_url: str) -> None:
     """Serves the API until SIGINT or SIGTERM."""
     client = make_redis(redis_url, settings)
     await client.ping()  # fail at start, not on the first request
-    hub = Hub(client)
-    server = make_http_server(make_app(settings, make_storage(client, settings), hub), settings)
+    storage = make_storage(client, settings)
+    hub = Hub(storage.feed)
+    storage.start()
+    server = make_http_server(make_app(settings, storage, hub), settings)
     server.add_sockets(bind_sockets(settings.port, settings.host, reuse_port=settings.reuse_port))
     log.info("serving on http://%s:%d (redis %s)", settings.host, settings.port, redis_url)
 
@@ -42,8 +44,9 @@ async def serve(settings: Settings, redis_url: str) -> None:
 
     log.info("shutting down")
     server.stop()
-    await hub.stop()
+    hub.close_all()
     await server.close_all_connections()
+    await storage.stop()
     await client.aclose()
 
 

@@ -7,21 +7,36 @@ missing object.
 
 from .chats import ChatStore
 from .errors import Conflict, Forbidden, NameTaken, NotFound, StorageError
+from .events import EventFeed
 from .messages import MessageStore
 from .scripts import Scripts
+from .session_cache import SessionCache
 from .users import UserStore
 
 __all__ = ["Storage", "StorageError", "NotFound", "Forbidden", "Conflict", "NameTaken"]
 
 
 class Storage:
-    """All stores over one Redis client."""
+    """All stores over one Redis client, and this process's event feed."""
 
     def __init__(self, redis, *, bcrypt_cost: int, token_ttl_secs: int):
         self.redis = redis
         scripts = Scripts(redis)
+        self.feed = EventFeed(redis)
         self.chats = ChatStore(redis, scripts)
         self.messages = MessageStore(scripts)
         self.users = UserStore(
-            redis, scripts, self.chats, bcrypt_cost=bcrypt_cost, token_ttl_secs=token_ttl_secs
+            redis,
+            scripts,
+            self.chats,
+            SessionCache(self.feed),
+            bcrypt_cost=bcrypt_cost,
+            token_ttl_secs=token_ttl_secs,
         )
+
+    def start(self) -> None:
+        """Starts the event feed (inside the running loop); until then no session is cached."""
+        self.feed.start()
+
+    async def stop(self) -> None:
+        await self.feed.stop()

@@ -15,7 +15,7 @@ from redis.exceptions import LockError
 from . import keys
 from .errors import Conflict, Forbidden, NotFound
 from .events import encode_event, publish
-from .records import utc_now_iso
+from .records import new_chat_summary, utc_now_iso
 
 CREATE_LOCK_SECS = 5
 
@@ -49,6 +49,7 @@ class ChatStore:
     async def _create(self, user_id: int, title: str) -> int:
         chat_id = await self._redis.incr(keys.CHAT_ID_SEQ)
         await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
+        created_at = utc_now_iso()
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(
             keys.chat_key(chat_id),
@@ -56,30 +57,32 @@ class ChatStore:
                 "id": chat_id,
                 "title": title,
                 "owner_id": user_id,
-                "created_at": utc_now_iso(),
+                "created_at": created_at,
                 "last_message_id": 0,
                 "join_seq": 1,
             },
         )
         pipe.zadd(keys.chat_members_key(chat_id), {user_id: 1})
+        pipe.set(keys.chat_member_key(chat_id, user_id), 1)
+        pipe.set(keys.chat_summary_key(chat_id), new_chat_summary(chat_id, title, user_id, created_at))
         await pipe.execute()
         return chat_id
 
     async def list_for(self, user_id: int) -> list[dict]:
         """The user's chats with their last message, most recent activity first."""
-        chat_ids = sorted(int(c) for c in await self._redis.smembers(keys.user_chats_key(user_id)))
-        pipe = self._redis.pipeline(transaction=False)
+        chat_ids = [int(c) for c in await self._redis.smembers(keys.user_chats_key(user_id))]
+        if not chat_ids:
+            return []
+        # One MGET: each chat's summary and whether its member set has the user.
+        names = []
         for chat_id in chat_ids:
-            pipe.hmget(keys.chat_key(chat_id), "title", "owner_id", "created_at")
-            pipe.zscore(keys.chat_members_key(chat_id), user_id)
-            pipe.zrange(keys.chat_messages_key(chat_id), -1, -1)
-        replies = await pipe.execute()
-        chats = []
-        for index, chat_id in enumerate(chat_ids):
-            (title, owner_id, created_at), joined, last = replies[3 * index : 3 * index + 3]
-            if title is None or joined is None:
-                continue  # a stale index entry: the member set says no
-            chats.append(_summary(chat_id, title, int(owner_id), created_at, last))
+            names += [keys.chat_summary_key(chat_id), keys.chat_member_key(chat_id, user_id)]
+        values = await self._redis.mget(names)
+        chats = [
+            json.loads(summary)
+            for summary, member in zip(values[::2], values[1::2])
+            if summary is not None and member is not None  # else a stale index entry
+        ]
         chats.sort(key=lambda c: (c["last_message_time"] or c["created_at"], c["id"]), reverse=True)
         return chats
 
@@ -105,6 +108,7 @@ class ChatStore:
                 new_member_id or 0,
                 "0" if new_member_id is None else "1",
                 encode_event("member_added", chat_id=chat_id, user_id=new_member_id),
+                member_id=new_member_id or 0,
             )
         except (NotFound, Forbidden):
             if indexed:  # added for nothing; when it was there already, it stays
@@ -114,7 +118,7 @@ class ChatStore:
     async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
         """The owner removes a member, or a member (user_id == member_id) leaves."""
         event = encode_event("member_removed", chat_id=chat_id, user_id=member_id)
-        await self._scripts.run_chat("remove_member", chat_id, user_id, member_id, event[:-1])
+        await self._scripts.run_chat("remove_member", chat_id, user_id, member_id, event[:-1], member_id=member_id)
         await self._redis.srem(keys.user_chats_key(member_id), chat_id)
 
     async def leave_all(self, user_id: int) -> None:
@@ -127,17 +131,3 @@ class ChatStore:
 
     async def _titles_of(self, user_id: int) -> set[str]:
         return {chat["title"] for chat in await self.list_for(user_id)}
-
-
-def _summary(chat_id: int, title: str, owner_id: int, created_at: str, last: list[str]) -> dict:
-    message = json.loads(last[0]) if last else None
-    return {
-        "id": chat_id,
-        "title": title,
-        "owner_id": owner_id,
-        "created_at": created_at,
-        "last_message": message["content"] if message else None,
-        "last_message_id": message["id"] if message else None,
-        "last_message_time": message["time"] if message else None,
-        "sender_id": message["sender_id"] if message else None,
-    }

@@ -1,9 +1,14 @@
-"""Live events over Redis pub/sub: one channel per user.
+"""Live events over Redis pub/sub.
 
-Chat changes are published by the chat scripts themselves (so they are in
-the order of the changes); the rest by `publish`. A server process holds one
-`EventSubscriber`: one pub/sub connection, subscribed to the channel of each
-user with a socket open on that process.
+Two kinds of channel:
+- `user:{U}:events`, one per user: chat changes, published by the chat
+  scripts themselves (so in the order of the changes), and `chat_created`.
+- `sessions:ended`, one for everybody: every logout and account deletion,
+  so each server process can close sockets and forget cached sessions.
+
+A server process holds one `EventFeed`: one pub/sub connection, subscribed to
+`sessions:ended` always and to the channel of each user with a socket open
+on that process (once per user, not per socket).
 """
 
 import asyncio
@@ -18,11 +23,9 @@ from . import keys
 
 log = logging.getLogger("chat.events")
 
-# Published when a session (or, with "session": null, every session of the
-# user) ends; the servers close the matching sockets.
-SESSION_ENDED = "session_ended"
 RETRY_MIN_SECS = 0.1
 RETRY_MAX_SECS = 5.0
+_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
 def encode_event(kind: str, **fields) -> str:
@@ -34,47 +37,49 @@ async def publish(redis_client, user_id: int, event: str) -> None:
     await redis_client.publish(keys.user_events_channel(user_id), event)
 
 
-class EventSubscriber:
-    """Receives the events of a changing set of users on one connection.
+async def publish_session_ended(redis_client, user_id: int, digest: str | None) -> None:
+    """One session of the user ended (digest), or all of them (None)."""
+    payload = json.dumps({"user_id": user_id, "session": digest})
+    await redis_client.publish(keys.SESSIONS_ENDED_CHANNEL, payload)
 
-    `on_event(user_id, event_json)` is called for each event. If the
-    connection drops, it is logged and re-established with every
-    subscription; events published while it was down are not replayed.
+
+class EventFeed:
+    """This process's pub/sub connection, and who listens to what comes in.
+
+    Listeners: `on_user_event(user_id, event_json)`; each of
+    `session_listeners(user_id, digest_or_None)`; each of
+    `connection_listeners(connected: bool)`, called when the subscription
+    goes live and when it is lost. Events published while it was down are
+    not replayed; it reconnects by itself, with backoff.
     """
 
-    def __init__(self, redis_client, on_event: Callable[[int, str], None], on_reconnect: Callable[[], None]):
-        """`on_reconnect()` is called once the connection is back after a loss."""
+    def __init__(self, redis_client):
         self._redis = redis_client
-        self._on_event = on_event
-        self._on_reconnect = on_reconnect
-        self._recovering = False
-        self._retry_delay = RETRY_MIN_SECS
+        self.on_user_event: Callable[[int, str], None] = lambda user_id, event: None
+        self.session_listeners: list[Callable[[int, str | None], None]] = []
+        self.connection_listeners: list[Callable[[bool], None]] = []
+        self.connected = False
         self._user_ids: set[int] = set()
         self._pubsub = None
-        self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._stopped = False
+        self._retry_delay = RETRY_MIN_SECS
+
+    def start(self) -> None:
+        """Starts listening (inside the running event loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        self._stopped = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._pubsub is not None:
-            with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                await self._pubsub.aclose()
-            self._pubsub = None
+            self._task = None
+        await self._close_pubsub()
+        self._set_connected(False)
 
     async def subscribe(self, user_id: int) -> None:
-        if self._stopped:
-            return
-        if self._task is None:  # started by the first socket, inside the running loop
-            self._task = asyncio.get_running_loop().create_task(self._run())
         self._user_ids.add(user_id)
-        self._changed.set()
         await self._send("subscribe", user_id)
 
     async def unsubscribe(self, user_id: int) -> None:
@@ -86,39 +91,54 @@ class EventSubscriber:
             return  # the next connection subscribes to everyone in _user_ids
         try:
             await getattr(self._pubsub, command)(keys.user_events_channel(user_id))
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        except _LOST:
             pass  # _run reconnects and subscribes to everyone in _user_ids
 
     async def _run(self) -> None:
         while True:
             try:
                 await self._listen()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            except _LOST as exc:
                 delay = self._retry_delay
                 log.warning("pub/sub connection lost (%s); reconnecting in %.1fs", exc, delay)
-                self._recovering = True
+                self._set_connected(False)
                 self._retry_delay = min(delay * 2, RETRY_MAX_SECS)
                 await asyncio.sleep(delay)
 
     async def _listen(self) -> None:
+        await self._close_pubsub()
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        channels = [keys.SESSIONS_ENDED_CHANNEL, *(keys.user_events_channel(u) for u in self._user_ids)]
+        await self._pubsub.subscribe(*channels)
+        # Wait for the confirmation: only then is nothing published missed.
+        while await self._pubsub.get_message(timeout=None) is not None or not self._pubsub.subscribed:
+            pass
+        self._retry_delay = RETRY_MIN_SECS
+        self._set_connected(True)
+        while True:
+            message = await self._pubsub.get_message(timeout=None)
+            if message is not None:
+                self._dispatch(message["channel"], message["data"])
+
+    def _dispatch(self, channel: str, data: str) -> None:
+        if channel == keys.SESSIONS_ENDED_CHANNEL:
+            ended = json.loads(data)
+            for listener in self.session_listeners:
+                listener(ended["user_id"], ended["session"])
+        else:
+            self.on_user_event(keys.user_id_of_events_channel(channel), data)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected == self.connected:
+            return
+        self.connected = connected
+        if connected:
+            log.info("pub/sub subscribed")
+        for listener in self.connection_listeners:
+            listener(connected)
+
+    async def _close_pubsub(self) -> None:
         if self._pubsub is not None:
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
                 await self._pubsub.aclose()
             self._pubsub = None
-        while not self._user_ids:  # redis-py cannot listen with no subscription
-            self._changed.clear()
-            await self._changed.wait()
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(*(keys.user_events_channel(u) for u in self._user_ids))
-        if self._recovering:
-            log.warning("pub/sub connection re-established")
-            self._recovering = False
-            self._retry_delay = RETRY_MIN_SECS
-            self._on_reconnect()
-        while True:
-            message = await self._pubsub.get_message(timeout=1.0)
-            if message is None:
-                if not self._pubsub.subscribed:
-                    return  # everyone left; wait for the next subscriber
-                continue
-            self._on_event(keys.user_id_of_events_channel(message["channel"]), message["data"])

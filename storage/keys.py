@@ -8,6 +8,7 @@ reaches these builders.
 
 USER_ID_SEQ = "seq:user_id"  # string counter: last user id handed out
 CHAT_ID_SEQ = "seq:chat_id"  # string counter: last chat id handed out
+SESSIONS_ENDED_CHANNEL = "sessions:ended"  # pub/sub: {"user_id", "session"} of each logout
 
 
 def user_key(user_id: int) -> str:
@@ -55,9 +56,23 @@ def chat_messages_key(chat_id: int) -> str:
     return f"chat:{{{chat_id}}}:messages"
 
 
-def chat_keys(chat_id: int) -> list[str]:
-    """The keys of one chat, in the order the chat scripts expect them."""
-    return [chat_key(chat_id), chat_members_key(chat_id), chat_messages_key(chat_id)]
+def chat_summary_key(chat_id: int) -> str:
+    """String: the chat as GET /api/chats lists it (JSON), rewritten by every change to it."""
+    return f"chat:{{{chat_id}}}:summary"
+
+
+def chat_member_key(chat_id: int, user_id: int) -> str:
+    """String "1" while the user is a member: lets one MGET check many chats at once."""
+    return f"chat:{{{chat_id}}}:member:{user_id}"
+
+
+def chat_keys(chat_id: int, member_id: int | None = None) -> list[str]:
+    """The keys of one chat in the order the chat scripts expect them, with
+    the member key of the user a script adds or removes last."""
+    names = [chat_key(chat_id), chat_members_key(chat_id), chat_messages_key(chat_id), chat_summary_key(chat_id)]
+    if member_id is not None:
+        names.append(chat_member_key(chat_id, member_id))
+    return names
 
 
 def user_events_channel(user_id: int) -> str:

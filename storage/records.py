@@ -18,3 +18,21 @@ def message_json_tail(sender_id: int, content: str, time: str) -> str:
         separators=(",", ":"),
     )
     return body[1:]
+
+
+def new_chat_summary(chat_id: int, title: str, owner_id: int, created_at: str) -> str:
+    """The summary of a chat without messages (the scripts keep it up to date)."""
+    return json.dumps(
+        {
+            "id": chat_id,
+            "title": title,
+            "owner_id": owner_id,
+            "created_at": created_at,
+            "last_message": None,
+            "last_message_id": None,
+            "last_message_time": None,
+            "sender_id": None,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )

@@ -50,9 +50,12 @@ class Scripts:
                 raise redis.exceptions.OutOfMemoryError(str(exc)) from exc
             raise
 
-    async def run_chat(self, name: str, chat_id: int, actor_id: int, *args) -> list:
-        """Runs a chat script; returns what follows 'ok' or raises its error."""
-        status, *rest = await self.run(name, keys.chat_keys(chat_id), [actor_id, *args])
+    async def run_chat(self, name: str, chat_id: int, actor_id: int, *args, member_id: int | None = None) -> list:
+        """Runs a chat script; returns what follows 'ok' or raises its error.
+
+        `member_id`: the user a script adds or removes (their member key is KEYS[5]).
+        """
+        status, *rest = await self.run(name, keys.chat_keys(chat_id, member_id), [actor_id, *args])
         if status != "ok":
             raise _STATUS_ERRORS[status](rest[0])
         return rest

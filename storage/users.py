@@ -14,7 +14,7 @@ import bcrypt
 
 from . import keys
 from .errors import NameTaken, NotFound
-from .events import SESSION_ENDED, encode_event, publish
+from .events import publish_session_ended
 from .records import utc_now_iso
 
 TOKEN_BYTES = 32  # 256 random bits
@@ -27,10 +27,11 @@ def token_digest(token: str) -> str:
 
 
 class UserStore:
-    def __init__(self, redis, scripts, chats, *, bcrypt_cost: int, token_ttl_secs: int):
+    def __init__(self, redis, scripts, chats, session_cache, *, bcrypt_cost: int, token_ttl_secs: int):
         self._redis = redis
         self._scripts = scripts
         self._chats = chats
+        self._session_cache = session_cache
         self._bcrypt_cost = bcrypt_cost
         self._token_ttl_secs = token_ttl_secs
         self._dummy_hash: bytes | None = None
@@ -148,7 +149,15 @@ class UserStore:
         return token
 
     async def has_session(self, user_id: int, token: str) -> bool:
-        return bool(await self._redis.exists(keys.session_key(user_id, token_digest(token))))
+        digest = token_digest(token)
+        cache = self._session_cache
+        if cache.knows(user_id, digest):
+            return True
+        epoch = cache.epoch
+        if not await self._redis.exists(keys.session_key(user_id, digest)):
+            return False
+        cache.remember(user_id, digest, epoch)
+        return True
 
     async def end_session(self, user_id: int, token: str) -> None:
         """Logs one session out; its open sockets are told to close."""
@@ -157,7 +166,8 @@ class UserStore:
         pipe.delete(keys.session_key(user_id, digest))
         pipe.zrem(keys.user_sessions_key(user_id), digest)
         await pipe.execute()
-        await publish(self._redis, user_id, encode_event(SESSION_ENDED, session=digest))
+        self._session_cache.evict(user_id, digest)  # here at once; elsewhere via pub/sub
+        await publish_session_ended(self._redis, user_id, digest)
 
     async def end_all_sessions(self, user_id: int) -> None:
         sessions = keys.user_sessions_key(user_id)
@@ -169,7 +179,8 @@ class UserStore:
 
         # WATCH: a login racing with this cannot leave a session behind.
         await self._redis.transaction(end, sessions)
-        await publish(self._redis, user_id, encode_event(SESSION_ENDED, session=None))
+        self._session_cache.evict(user_id, None)
+        await publish_session_ended(self._redis, user_id, None)
 
     # Names and passwords
 

@@ -1,6 +1,8 @@
 """Fixtures: a real redis-server for the session, a clean database and the
 real app on a real port for each test."""
 
+import asyncio
+
 import pytest
 import redis
 
@@ -43,15 +45,25 @@ def redis_client(io_loop, redis_url, settings, sync_redis):
 
 
 @pytest.fixture
-def storage(redis_client, settings):
-    return make_storage(redis_client, settings)
+def storage(io_loop, redis_client, settings):
+    storage = make_storage(redis_client, settings)
+    io_loop.run_sync(lambda: _start(storage))
+    yield storage
+    io_loop.run_sync(storage.stop)
+
+
+async def _start(storage):
+    """Starts the event feed and waits until it is subscribed, as a server would be."""
+    storage.start()
+    while not storage.feed.connected:
+        await asyncio.sleep(0.005)
 
 
 @pytest.fixture
-def hub(io_loop, redis_client):
-    hub = Hub(redis_client)
+def hub(storage):
+    hub = Hub(storage.feed)
     yield hub
-    io_loop.run_sync(hub.stop)
+    hub.close_all()
 
 
 @pytest.fixture

@@ -277,5 +277,18 @@ async def test_delete_user_leaves_chats_keeps_messages_frees_name(storage, sync_
     (message,) = await storage.messages.history(stays, shared, limit=10)
     assert json.loads(message)["sender_id"] == gone
     assert sync_redis.keys(f"user:{{{gone}}}*") == []
-    assert sorted(sync_redis.keys("chat:*")) == sorted(keys.chat_keys(shared))  # "alone" is gone
+    assert sorted(sync_redis.keys("chat:*")) == sorted(keys.chat_keys(shared, member_id=stays))  # "alone" is gone
     assert await new_user(storage, "XENA") != gone
+
+
+@pytest.mark.gen_test
+async def test_the_listed_summary_keeps_text_exactly_through_lua(storage):
+    user_id = await new_user(storage, "zoe")
+    title = 'a/b "quoted" \\ ünï 😀'
+    content = '  line\n\t"quoted" \\ a/b \x01 😀 </script>  '
+    chat_id = await storage.chats.create(user_id, "first")
+    await storage.chats.rename(user_id, chat_id, title)
+    message_id = await storage.messages.send(user_id, chat_id, content)
+    (summary,) = await storage.chats.list_for(user_id)
+    assert (summary["title"], summary["last_message"], summary["last_message_id"]) == (title, content, message_id)
+    assert summary["sender_id"] == user_id and summary["owner_id"] == user_id

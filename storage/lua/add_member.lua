@@ -1,5 +1,6 @@
 -- ARGV[2] user to add, ARGV[3] '1' if that user exists (read just before),
--- ARGV[4] the event to publish (the new member gets it too).
+-- ARGV[4] the event to publish (the new member gets it too); KEYS[5] the
+-- new member's member key.
 if ARGV[3] ~= '1' then
   return {'not_found', 'user not found'}
 end
@@ -7,5 +8,6 @@ if redis.call('ZSCORE', KEYS[2], ARGV[2]) then
   return {'conflict', 'user is already a member of this chat'}
 end
 redis.call('ZADD', KEYS[2], redis.call('HINCRBY', KEYS[1], 'join_seq', 1), ARGV[2])
+redis.call('SET', KEYS[5], '1')
 publish_to_members(ARGV[4])
 return {'ok'}

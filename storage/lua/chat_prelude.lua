@@ -15,6 +15,23 @@ local function publish_to_members(event)
   publish_to(redis.call('ZRANGE', KEYS[2], 0, -1), event)
 end
 
+-- KEYS[4] is the chat's summary, what GET /api/chats lists: rewritten by
+-- every script that changes the title, the owner or the newest message.
+local function write_summary()
+  local info = redis.call('HMGET', KEYS[1], 'id', 'title', 'owner_id', 'created_at')
+  local summary = {
+    id = tonumber(info[1]), title = info[2], owner_id = tonumber(info[3]), created_at = info[4],
+    last_message = cjson.null, last_message_id = cjson.null, last_message_time = cjson.null, sender_id = cjson.null,
+  }
+  local newest = redis.call('ZRANGE', KEYS[3], -1, -1)[1]
+  if newest then
+    local message = cjson.decode(newest)
+    summary.last_message, summary.last_message_id = message.content, message.id
+    summary.last_message_time, summary.sender_id = message.time, message.sender_id
+  end
+  redis.call('SET', KEYS[4], cjson.encode(summary))
+end
+
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found', 'chat not found'}
 end

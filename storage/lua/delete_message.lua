@@ -8,5 +8,6 @@ if cjson.decode(found[1]).sender_id ~= tonumber(ARGV[1]) then
   return {'forbidden', 'you can only delete your own messages'}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2])
+write_summary()
 publish_to_members(ARGV[3])
 return {'ok'}

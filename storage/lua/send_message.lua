@@ -4,5 +4,6 @@
 local id = redis.call('HINCRBY', KEYS[1], 'last_message_id', 1)
 local message = '{"id":' .. id .. ',' .. ARGV[2]
 redis.call('ZADD', KEYS[3], id, message)
+write_summary()
 publish_to_members('{"type":"message","chat_id":' .. ARGV[3] .. ',"message":' .. message .. '}')
 return {'ok', id}

@@ -1,0 +1,162 @@
+"""`python -m bench`: the chat server against a bare Tornado handler, same
+machine, same load generator, same concurrency, alternated so that noise
+falls on both. Prints medians and the budget of docs/benchmarks.md.
+
+`python -m bench --smoke` runs everything for about a second each: it shows
+the benchmark works, its numbers mean little.
+"""
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from server.embedded_redis import EmbeddedRedis
+
+from . import drivers
+from .seed import HISTORY_PAGE, seed
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORD = "bench password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command: list[str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(command, cwd=REPO)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command} did not start") from None
+            time.sleep(0.1)
+
+
+def median_result(results: list[drivers.Result]) -> drivers.Result:
+    return drivers.Result(
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def alternate(generator, targets, *, rounds, seconds, connections):
+    """Runs each target once per round, in turn; returns name -> median result."""
+    results = {t.name: [] for t in targets}
+    for _ in range(rounds):
+        for target in targets:
+            results[target.name].append(
+                drivers.run(generator, target, seconds=seconds, connections=connections)
+            )
+    return {name: median_result(runs) for name, runs in results.items()}
+
+
+def with_logins(generator, login: drivers.Target, target: drivers.Target, *, seconds, connections):
+    """`target` measured while 10 logins run at once, the whole time."""
+    command = [sys.executable, "-m", "bench.logins", login.url, login.body, str(seconds + 2)]
+    background = subprocess.Popen(command, cwd=REPO)
+    try:
+        time.sleep(0.5)  # let the logins get going
+        return drivers.run(generator, target, seconds=seconds, connections=connections)
+    finally:
+        background.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="about a second per measurement")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per target, alternated")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--generator", choices=("auto", "wrk", "locust"), default="auto")
+    parser.add_argument("--large-history", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.rounds, args.large_history = 1.0, 1, 10_000
+    generator = drivers.pick(args.generator)
+
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as data_dir:
+        redis = EmbeddedRedis(data_dir)
+        redis_url = redis.start()
+        processes = []
+        try:
+            print("seeding...", flush=True)
+            seeded = asyncio.run(
+                seed(redis_url, large_history=args.large_history,
+                     memory_samples=2_000 if args.smoke else 100_000, password=PASSWORD)
+            )  # fmt: skip
+            api_port, bare_port = free_port(), free_port()
+            processes.append(start([sys.executable, "run.py", "--port", str(api_port), "--redis-url", redis_url,
+                                    "--log-level", "warning"], api_port))  # fmt: skip
+            processes.append(start([sys.executable, "-m", "bench.bare", "--port", str(bare_port)], bare_port))
+            report(args, generator, seeded, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}")
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait()
+            redis.stop()
+
+
+def report(args, generator, seeded, api: str, bare: str) -> None:
+    run = dict(seconds=args.seconds, connections=args.connections)
+    chats = drivers.Target("GET /api/chats (20 chats)", f"{api}/api/chats", cookie=seeded.reader_cookie)
+    targets = [
+        drivers.Target("bare handler", f"{bare}/"),
+        chats,
+        drivers.Target(f"GET /api/chats/{{id}} ({HISTORY_PAGE} messages)",
+                       f"{api}/api/chats/{seeded.page_chat}?limit={HISTORY_PAGE}", cookie=seeded.reader_cookie),
+        drivers.Target("POST /api/chats/{id}", f"{api}/api/chats/{seeded.send_chat}", method="POST",
+                       body="content=a+benchmark+message+of+ordinary+length", cookie=seeded.reader_cookie),
+    ]  # fmt: skip
+    print(f"measuring with {generator}: {args.rounds} rounds x {args.seconds:g}s, {args.connections} connections",
+          flush=True)  # fmt: skip
+    results = alternate(generator, targets, rounds=args.rounds, **run)
+    ceiling = results["bare handler"].rps
+    budgets = {targets[1].name: 0.50, targets[2].name: 0.45, targets[3].name: 0.45}
+
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {generator}")
+    print(f"{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'budget':>7} {'errors':>6}")
+    for name, result in results.items():
+        budget = budgets.get(name)
+        ratio = result.rps / ceiling
+        verdict = "" if budget is None else f">={budget:.2f} {'ok' if ratio >= budget else 'MISS'}"
+        print(f"{name:34} {result.rps:9.0f} {result.p50_ms:8.2f} {result.p99_ms:8.2f} {ratio:6.2f} "
+              f"{verdict:>7} {result.errors:6d}")  # fmt: skip
+
+    history = [
+        drivers.Target(f"history of {size}", f"{api}/api/chats/{chat}?limit={HISTORY_PAGE}", cookie=seeded.reader_cookie)
+        for size, chat in ((1000, seeded.small_chat), (args.large_history, seeded.large_chat))
+    ]
+    latency = alternate(generator, history, rounds=args.rounds, seconds=args.seconds, connections=1)
+    small, large = (latency[t.name].p50_ms for t in history)
+    print(f"\nhistory read p50 (one connection): 1,000 messages {small:.3f} ms, "
+          f"{args.large_history:,} messages {large:.3f} ms: ratio {large / small:.2f} (budget <= 1.20)")
+    print(f"Redis memory per message beyond its content: {seeded.bytes_per_message:.0f} bytes (budget <= 200)")
+
+    login = drivers.Target("logins", f"{api}/api/login", method="POST", body=seeded.login_body)
+    quiet, busy = [], []
+    for _ in range(args.rounds):
+        quiet.append(drivers.run(generator, chats, **run))
+        busy.append(with_logins(generator, login, chats, **run))
+    quiet_p99, busy_p99 = median_result(quiet).p99_ms, median_result(busy).p99_ms
+    print(f"GET /api/chats p99: {quiet_p99:.2f} ms alone, {busy_p99:.2f} ms during 10 concurrent logins: "
+          f"ratio {busy_p99 / quiet_p99:.2f} (budget <= 2.00)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The ceiling: a bare Tornado handler answering {"status": "ok"}, served by
+one process the same way as the chat server (same HTTPServer, same loop)."""
+
+import argparse
+import asyncio
+
+from tornado.httpserver import HTTPServer
+from tornado.web import Application, RequestHandler
+
+
+class OkHandler(RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.write(b'{"status":"ok"}')
+
+
+async def serve(port: int) -> None:
+    server = HTTPServer(Application([(r"/", OkHandler)]))
+    server.listen(port, "127.0.0.1")
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    asyncio.run(serve(parser.parse_args().port))
