@@ -7,6 +7,8 @@ import asyncio
 from tornado.httpserver import HTTPServer
 from tornado.web import Application, RequestHandler
 
+from server import loop
+
 
 class OkHandler(RequestHandler):
     def get(self):
@@ -23,4 +25,4 @@ async def serve(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+    loop.run(serve(parser.parse_args().port))

@@ -8,6 +8,7 @@ Order of checks: 405 (method) -> 413 (body size) -> 401 (session) ->
 import json
 import logging
 
+import orjson
 import redis.exceptions
 from tornado import httputil
 from tornado.web import HTTPError, RequestHandler, stream_request_body
@@ -36,7 +37,7 @@ class ApiMixin:
         return session[0]
 
     def write_json(self, payload) -> None:
-        self.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+        self.write(orjson.dumps(payload))
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

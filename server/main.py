@@ -15,6 +15,7 @@ import time
 
 from tornado.netutil import bind_sockets
 
+from . import loop
 from .app import make_app, make_http_server, make_redis, make_storage
 from .embedded_redis import REPO_ROOT, EmbeddedRedis
 from .hub import Hub
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         if settings.workers > 1:
             supervise(settings, redis_url, argv)
         else:
-            asyncio.run(serve(settings, redis_url))
+            loop.run(serve(settings, redis_url))
     finally:
         if embedded is not None:
             embedded.stop()

@@ -8,7 +8,8 @@ it), but never lacks one they are in.
 """
 
 import contextlib
-import json
+
+import orjson
 
 from redis.exceptions import LockError
 
@@ -79,7 +80,7 @@ class ChatStore:
             names += [keys.chat_summary_key(chat_id), keys.chat_member_key(chat_id, user_id)]
         values = await self._redis.mget(names)
         chats = [
-            json.loads(summary)
+            orjson.loads(summary)
             for summary, member in zip(values[::2], values[1::2])
             if summary is not None and member is not None  # else a stale index entry
         ]
