@@ -1,5 +1,7 @@
 """Registration, login and logout."""
 
+from storage import NotFound
+
 from .base import BaseHandler
 from .validation import BadInput
 
@@ -40,7 +42,10 @@ class LoginHandler(BaseHandler):
         user_id = await self.storage.users.authenticate(name, password)
         if user_id is None:
             raise BadInput(LOGIN_FAILED)
-        await self.start_session(user_id)
+        try:
+            await self.start_session(user_id)
+        except NotFound:
+            raise BadInput(LOGIN_FAILED) from None  # deleted since the password check
         self.set_header("Location", "/api/chats")
         self.reply(200)
 

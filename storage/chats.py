@@ -17,6 +17,7 @@ from . import keys
 from .errors import Conflict, Forbidden, NotFound
 from .events import encode_event, publish
 from .records import new_chat_summary, utc_now_iso
+from .users import is_live
 
 CREATE_LOCK_SECS = 5
 
@@ -44,6 +45,10 @@ class ChatStore:
         finally:
             with contextlib.suppress(LockError):  # expired meanwhile: nothing to release
                 await lock.release()
+        if not await is_live(self._redis, user_id):
+            # The account was deleted while this ran: undo, as its deletion would.
+            await self.remove_member(user_id, chat_id, user_id)
+            raise NotFound("user not found")
         await publish(self._redis, user_id, encode_event("chat_created", chat_id=chat_id, title=title))
         return chat_id
 
@@ -112,15 +117,22 @@ class ChatStore:
                 member_id=new_member_id or 0,
             )
         except (NotFound, Forbidden):
-            if indexed:  # added for nothing; when it was there already, it stays
-                await self._redis.srem(keys.user_chats_key(new_member_id), chat_id)
+            if indexed:  # added for nothing (when it was there already, it stays)
+                await self._unindex(new_member_id, chat_id)
             raise
+        # Again after the script: a leave racing with this add may have just
+        # taken the entry out.
+        await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
+        if not await is_live(self._redis, new_member_id):
+            # Deleted meanwhile; its deletion may already have left its chats.
+            await self.remove_member(new_member_id, chat_id, new_member_id)
+            raise NotFound("user not found")
 
     async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
         """The owner removes a member, or a member (user_id == member_id) leaves."""
         event = encode_event("member_removed", chat_id=chat_id, user_id=member_id)
         await self._scripts.run_chat("remove_member", chat_id, user_id, member_id, event[:-1], member_id=member_id)
-        await self._redis.srem(keys.user_chats_key(member_id), chat_id)
+        await self._unindex(member_id, chat_id)
 
     async def leave_all(self, user_id: int) -> None:
         """Takes the user out of every chat they are in (for account deletion)."""
@@ -128,7 +140,17 @@ class ChatStore:
             try:
                 await self.remove_member(user_id, int(chat_id), user_id)
             except (NotFound, Forbidden):
-                await self._redis.srem(keys.user_chats_key(user_id), chat_id)
+                await self._unindex(user_id, int(chat_id))
+
+    async def _unindex(self, user_id: int, chat_id: int) -> None:
+        """Takes a chat out of the user's index, unless they are (again) a member.
+
+        Checked after the removal: an add that lands in between re-adds the
+        entry itself after its script, and one that landed before is seen here.
+        """
+        await self._redis.srem(keys.user_chats_key(user_id), chat_id)
+        if await self._redis.zscore(keys.chat_members_key(chat_id), user_id) is not None:
+            await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
 
     async def _titles_of(self, user_id: int) -> set[str]:
         return {chat["title"] for chat in await self.list_for(user_id)}

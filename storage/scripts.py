@@ -21,7 +21,7 @@ _CHAT_SCRIPTS = (
     "add_member",
     "remove_member",
 )
-_PLAIN_SCRIPTS = ("claim_name", "release_name")
+_PLAIN_SCRIPTS = ("claim_name", "release_name", "create_session", "update_user")
 _STATUS_ERRORS = {"not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict}
 
 

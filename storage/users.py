@@ -77,9 +77,9 @@ class UserStore:
         return user_id if await self._check(password_bytes, stored.encode()) else None
 
     async def get(self, user_id: int) -> dict:
-        """{"id", "name", "email"}; raises NotFound."""
-        name, email = await self._redis.hmget(keys.user_key(user_id), "name", "email")
-        if name is None:
+        """{"id", "name", "email"}; raises NotFound (also while being deleted)."""
+        name, email, deleted_at = await self._redis.hmget(keys.user_key(user_id), "name", "email", "deleted_at")
+        if name is None or deleted_at is not None:
             raise NotFound("user not found")
         return {"id": user_id, "name": name, "email": email}
 
@@ -91,61 +91,70 @@ class UserStore:
         return await self.get(user_id)
 
     async def exists(self, user_id: int) -> bool:
-        return bool(await self._redis.exists(keys.user_key(user_id)))
+        return await is_live(self._redis, user_id)
 
     async def names(self, user_ids: list[int]) -> dict[int, str]:
         """Display names of the given users that still exist."""
         pipe = self._redis.pipeline(transaction=False)
         for user_id in user_ids:
-            pipe.hget(keys.user_key(user_id), "name")
+            pipe.hmget(keys.user_key(user_id), "name", "deleted_at")
         found = await pipe.execute()
-        return {uid: name for uid, name in zip(user_ids, found) if name is not None}
+        return {uid: name for uid, (name, deleted_at) in zip(user_ids, found) if name and not deleted_at}
 
     async def update(self, user_id: int, *, name: str | None = None, email: str | None = None) -> None:
-        """Changes name and/or email; raises NotFound, NameTaken."""
-        old_name = await self._redis.hget(keys.user_key(user_id), "name")
-        if old_name is None:
-            raise NotFound("user not found")
-        changes = {}
+        """Changes name and/or email, all or nothing; raises NotFound, NameTaken."""
+        old_name = (await self.get(user_id))["name"]
         renamed = name is not None and name.lower() != old_name.lower()
         if renamed:
-            await self._claim_name(name.lower(), user_id)
-        if name is not None:
-            changes["name"] = name
-        if email is not None:
-            changes["email"] = email
-        await self._redis.hset(keys.user_key(user_id), mapping=changes)
+            # Claimed while the user carries the old name as `name` and the new
+            # one as `pending_name`: both stay held until the switch.
+            await self._update_fields(user_id, "pending_name", name)
+            try:
+                await self._claim_name(name.lower(), user_id)
+            except NameTaken:
+                await self._update_fields(user_id, "pending_name", "")
+                raise
+        fields = ["pending_name", ""] if renamed else []
+        fields += ["name", name] if name is not None else []
+        fields += ["email", email] if email is not None else []
+        await self._update_fields(user_id, *fields)
         if renamed:
             await self._scripts.run("release_name", [keys.name_key(old_name.lower())], [user_id])
 
     async def delete(self, user_id: int) -> None:
         """Ends the user's sessions, takes them out of every chat, frees the name.
 
-        Sessions go first so the user cannot act while being removed; each
-        later step can be repeated, so an interrupted deletion can be rerun.
+        The account is marked deleted first: from then on no check finds it,
+        no login can make a session for it, and a chat operation that raced
+        with the deletion undoes itself (see ChatStore).
         """
-        user = await self.get(user_id)
+        name = (await self.get(user_id))["name"]
+        await self._redis.hset(keys.user_key(user_id), "deleted_at", utc_now_iso())
         await self.end_all_sessions(user_id)
         await self._chats.leave_all(user_id)
         await self._redis.delete(
             keys.user_key(user_id), keys.user_chats_key(user_id), keys.user_sessions_key(user_id)
         )
-        await self._scripts.run("release_name", [keys.name_key(user["name"].lower())], [user_id])
+        await self._scripts.run("release_name", [keys.name_key(name.lower())], [user_id])
+
+    async def _update_fields(self, user_id: int, *pairs: str) -> None:
+        if not await self._scripts.run("update_user", [keys.user_key(user_id)], list(pairs)):
+            raise NotFound("user not found")
 
     # Sessions
 
     async def create_session(self, user_id: int) -> str:
-        """A new token for the user, valid for the configured lifetime."""
+        """A new token for the user, valid for the configured lifetime; raises
+        NotFound if the account is gone or being deleted."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         digest = token_digest(token)
-        now = int(time.time())
-        sessions = keys.user_sessions_key(user_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zremrangebyscore(sessions, "-inf", now)  # forget expired sessions
-        pipe.set(keys.session_key(user_id, digest), utc_now_iso(), ex=self._token_ttl_secs)
-        pipe.zadd(sessions, {digest: now + self._token_ttl_secs})
-        pipe.expire(sessions, self._token_ttl_secs)
-        await pipe.execute()
+        created = await self._scripts.run(
+            "create_session",
+            [keys.user_key(user_id), keys.session_key(user_id, digest), keys.user_sessions_key(user_id)],
+            [digest, utc_now_iso(), self._token_ttl_secs, int(time.time())],
+        )
+        if not created:
+            raise NotFound("user not found")
         return token
 
     async def has_session(self, user_id: int, token: str) -> bool:
@@ -189,16 +198,22 @@ class UserStore:
         return await self._check_holder(folded, await self._redis.get(keys.name_key(folded)))
 
     async def _check_holder(self, folded: str, raw_id: str | None) -> int | None:
-        """The id a name key holds, if that user still carries the name."""
+        """The id a name key holds, if that user still carries (or is taking) the name."""
         if raw_id is None:
             return None
-        current = await self._redis.hget(keys.user_key(int(raw_id)), "name")
-        return int(raw_id) if current is not None and current.lower() == folded else None
+        name, pending, deleted_at = await self._redis.hmget(
+            keys.user_key(int(raw_id)), "name", "pending_name", "deleted_at"
+        )
+        carries = any(held is not None and held.lower() == folded for held in (name, pending))
+        return int(raw_id) if carries and deleted_at is None else None
 
     async def _claim_name(self, folded: str, user_id: int) -> None:
         key = keys.name_key(folded)
         holder = await self._redis.get(key)
-        if await self._check_holder(folded, holder) is not None:
+        live_holder = await self._check_holder(folded, holder)
+        if live_holder == user_id:
+            return  # ours already: a rename cut short and tried again
+        if live_holder is not None:
             raise NameTaken("name is already taken")
         # Compare-and-set against what we read: a racing claim makes this fail.
         if not await self._scripts.run("claim_name", [key], [user_id, holder or ""]):
@@ -218,3 +233,9 @@ class UserStore:
             salt = bcrypt.gensalt(self._bcrypt_cost)
             self._dummy_hash = await asyncio.to_thread(bcrypt.hashpw, b"not a password", salt)
         return self._dummy_hash
+
+
+async def is_live(redis, user_id: int) -> bool:
+    """Whether the account exists and is not being deleted."""
+    name, deleted_at = await redis.hmget(keys.user_key(user_id), "name", "deleted_at")
+    return name is not None and deleted_at is None
