@@ -34,8 +34,8 @@ async def _fill(client, user_id: int, chat_id: int, count: int, content: str) ->
     for start in range(0, count, BATCH):
         pipe = client.pipeline(transaction=False)
         for _ in range(min(BATCH, count - start)):
-            tail = message_json_tail(user_id, content, utc_now_iso())
-            await send(keys=keys.chat_keys(chat_id), args=[user_id, tail, chat_id], client=pipe)
+            args = [user_id, message_json_tail(content), chat_id, utc_now_iso()]
+            await send(keys=keys.chat_keys(chat_id), args=args, client=pipe)
         await pipe.execute()
 
 

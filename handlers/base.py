@@ -61,6 +61,10 @@ class ApiMixin:
             return
         super().log_exception(typ, value, tb)
 
+    def _check_method(self) -> None:
+        if self.request.method not in self._allowed_methods():
+            raise HTTPError(405)
+
     def _allowed_methods(self) -> list[str]:
         return [
             method
@@ -121,7 +125,7 @@ class BaseHandler(ApiMixin, RequestHandler):
         if content_type.split(";")[0].strip().lower() == "application/json":
             try:
                 data = json.loads(body or b"{}")
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise BadInput("the request body is not valid JSON") from exc
             return string_fields(data, "the JSON body")
         arguments: dict[str, list[bytes]] = {}
@@ -169,10 +173,6 @@ class BaseHandler(ApiMixin, RequestHandler):
         self.write_json({"status": "ok", **extra})
 
     # Checks
-
-    def _check_method(self) -> None:
-        if self.request.method not in self._allowed_methods():
-            raise HTTPError(405)
 
     def _check_declared_size(self) -> None:
         declared = self.request.headers.get("Content-Length")

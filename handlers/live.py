@@ -4,19 +4,24 @@ and takes `send` requests with the same checks as POST /api/chats/{id}."""
 import json
 import logging
 
-from tornado.ioloop import IOLoop
+import redis.exceptions
+from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from storage import Forbidden
 from storage.events import encode_event
 from storage.users import token_digest
 
 from .base import ApiMixin
 from .errors import expected_error
 from .messages import send_message
-from .validation import BadInput, string_fields
+from .validation import BadInput, is_encodable, string_fields
 
 log = logging.getLogger("chat.live")
 
+CLOSE_GOING_AWAY = 1001
+CLOSE_SESSION_ENDED = 4001
 CLOSE_TOO_SLOW = 4008
 REQUEST_ID_MAX_CHARS = 64
 
@@ -26,22 +31,62 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         super().initialize(storage, settings, rules)
         self.hub = hub
         self.session: str | None = None
+        self._token: str | None = None
         self._pending_bytes = 0
+        self._session_checks: PeriodicCallback | None = None
 
     async def prepare(self):
         # Before the upgrade: no valid session, no socket (a JSON 401).
+        self._check_method()
         self.user_id = await self.authenticate()
-        self.session = token_digest(self.get_cookie("token"))
+        self._token = self.get_cookie("token")
+        self.session = token_digest(self._token)
+
+    async def get(self, *args, **kwargs):
+        # Tornado answers these in plain text or HTML; ours are JSON.
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise BadInput("this endpoint needs a WebSocket upgrade (Upgrade: websocket)")
+        origin = self.request.headers.get("Origin")
+        if origin and not self.check_origin(origin):
+            raise Forbidden("cross-origin WebSocket connections are not allowed")
+        if self.request.headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):
+            self.set_header("Sec-WebSocket-Version", "13")
+            raise HTTPError(426)
+        await super().get(*args, **kwargs)
 
     async def open(self):
         self.set_nodelay(True)
         await self.hub.join(self)
-        # Subscribed: anything that happens from now on will arrive. A client
-        # fills what it missed before this with GET /api/chats/{id}?after=.
+        # Subscribed and confirmed: anything that happens from now on will
+        # arrive. A logout before the subscription is caught here.
+        if not await self.session_is_valid():
+            return
         self.deliver(encode_event("ready", user_id=self.user_id))
+        self._session_checks = PeriodicCallback(
+            self.session_is_valid, self.config.ws_session_check_secs * 1000
+        )
+        self._session_checks.start()
 
     def on_close(self):
+        if self._session_checks is not None:
+            self._session_checks.stop()
         IOLoop.current().spawn_callback(self.hub.leave, self)
+
+    def end_session(self) -> None:
+        self.close(CLOSE_SESSION_ENDED, "session ended")
+
+    def going_away(self) -> None:
+        self.close(CLOSE_GOING_AWAY, "server shutting down")
+
+    async def session_is_valid(self, fresh: bool = True) -> bool:
+        """Re-checks the session (expiry, a missed logout); closes the socket if it is over."""
+        try:
+            valid = await self.storage.users.has_session(self.user_id, self._token, fresh=fresh)
+        except redis.exceptions.RedisError:
+            return True  # cannot tell now; the next check will
+        if not valid:
+            self.end_session()
+        return valid
 
     async def on_message(self, frame):
         # Tornado reads the next frame only when this returns: one socket's
@@ -53,6 +98,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             request = string_fields(data, "a frame")
             if request.get("op") != "send":
                 raise BadInput('unknown op: the only op is "send"')
+            if not await self.session_is_valid(fresh=False):
+                return
             chat_id, message_id = await send_message(self, request.get("chat_id"), request.get("content"))
             reply = encode_event("ack", request_id=request_id, chat_id=chat_id, message_id=message_id)
         except Exception as exc:
@@ -60,18 +107,19 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             reply = encode_event("error", request_id=request_id, status=status, error=message)
         self.deliver(reply)
 
-    def deliver(self, event: str) -> None:
+    def deliver(self, event: str | bytes) -> None:
         """Queues an event for the client; a client that falls too far behind is dropped."""
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
-        size = len(event)
+        data = event.encode() if isinstance(event, str) else event
+        size = len(data)
         if self._pending_bytes + size > self.config.ws_max_pending_bytes:
             log.info("dropping user %s's socket: %d bytes unsent", self.user_id, self._pending_bytes)
             self.close(CLOSE_TOO_SLOW, "too slow: outgoing buffer full")
             return
         self._pending_bytes += size
         try:
-            self.write_message(event).add_done_callback(lambda f: self._written(size, f))
+            self.write_message(data).add_done_callback(lambda f: self._written(size, f))
         except WebSocketClosedError:
             pass
 
@@ -86,7 +134,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             raise FrameTooLarge(f"frame too large: at most {self.config.max_body_bytes} characters")
         try:
             return json.loads(frame)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadInput("the frame is not valid JSON") from None
 
 
@@ -101,6 +149,8 @@ def _request_id(data) -> str | int | None:
         return None
     if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
         raise BadInput("request_id must be a string or an integer")
+    if isinstance(request_id, str) and not is_encodable(request_id):
+        raise BadInput("request_id is not valid unicode")
     if len(str(request_id)) > REQUEST_ID_MAX_CHARS:
         raise BadInput(f"request_id must be at most {REQUEST_ID_MAX_CHARS} characters")
     return request_id

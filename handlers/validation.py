@@ -37,16 +37,25 @@ def string_fields(data, what: str) -> dict[str, str]:
         raise BadInput(f"{what} must be a JSON object")
     fields = {}
     for key, value in data.items():
+        if not is_encodable(key):
+            raise BadInput("a field name is not valid unicode")
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
             raise BadInput(f"{key} must be a string")
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise BadInput(f"{key} is not valid unicode") from None
+        if not is_encodable(value):
+            raise BadInput(f"{key} is not valid unicode")
         fields[key] = value
     return fields
+
+
+def is_encodable(text: str) -> bool:
+    """False for text JSON let through but UTF-8 cannot carry (lone surrogates)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _has_control_chars(text: str) -> bool:

@@ -3,19 +3,19 @@
 import logging
 from collections import defaultdict
 
+from tornado.ioloop import IOLoop
+
 from storage.events import encode_event
 
 log = logging.getLogger("chat.live")
-
-CLOSE_SESSION_ENDED = 4001
-CLOSE_GOING_AWAY = 1001
 
 
 class Hub:
     """Keeps user id -> open sockets, and one subscription per user with any.
 
     A socket is anything with `user_id`, `session` (token digest),
-    `deliver(event_json)` and `close(code, reason)`.
+    `deliver(event_json)`, `end_session()`, `going_away()` and the
+    coroutine `session_is_valid()`.
     """
 
     def __init__(self, feed):
@@ -29,7 +29,7 @@ class Hub:
     def close_all(self) -> None:
         """Closes every socket with "going away" (shutdown)."""
         for socket in self._all():
-            socket.close(CLOSE_GOING_AWAY, "server shutting down")
+            socket.going_away()
 
     @property
     def socket_count(self) -> int:
@@ -57,7 +57,7 @@ class Hub:
     def _session_ended(self, user_id: int, digest: str | None) -> None:
         for socket in list(self._sockets.get(user_id, ())):
             if digest is None or socket.session == digest:
-                socket.close(CLOSE_SESSION_ENDED, "session ended")
+                socket.end_session()
 
     def _connection_changed(self, connected: bool) -> None:
         if not connected:
@@ -65,10 +65,12 @@ class Hub:
             return
         if self._lost_connection:
             # Events published while the subscription was down are gone:
-            # tell every client to catch up over HTTP.
+            # tell every client to catch up over HTTP, and re-check every
+            # session, since a logout may have been among them.
             self._lost_connection = False
             for socket in self._all():
                 socket.deliver(encode_event("resync"))
+                IOLoop.current().spawn_callback(socket.session_is_valid)
             log.warning("pub/sub back: told %d sockets to resync", self.socket_count)
 
     def _all(self) -> list:

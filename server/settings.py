@@ -25,6 +25,11 @@ class Settings:
     # Bind with SO_REUSEPORT (set by the supervisor for its workers).
     reuse_port: bool = False
 
+    # Tools (load tests, benchmarks) pass `--rate-limits off`. There are no
+    # rate limits yet (they come with the reliability work), so today this
+    # changes nothing; it exists so that those commands keep working then.
+    rate_limits: bool = True
+
     # Sessions and passwords.
     bcrypt_cost: int = 12
     token_ttl_secs: int = 30 * 24 * 3600
@@ -47,6 +52,8 @@ class Settings:
     # WebSocket.
     ws_ping_interval_secs: float = 20.0
     ws_ping_timeout_secs: float = 20.0
+    # How often an open socket re-checks its session (expiry, a missed logout).
+    ws_session_check_secs: float = 60.0
     # Unsent bytes a socket may have queued before it is dropped as too slow.
     ws_max_pending_bytes: int = 1024 * 1024
     # Frames past max_body_bytes get an error event; past this, the socket is closed.

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import redis.exceptions
@@ -25,6 +26,8 @@ log = logging.getLogger("chat.events")
 
 RETRY_MIN_SECS = 0.1
 RETRY_MAX_SECS = 5.0
+CONFIRM_SECS = 5.0  # longest a subscriber waits for Redis to confirm
+PING_SECS = 10.0  # an idle connection is pinged this often; two silent periods mean it is dead
 _LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -50,7 +53,8 @@ class EventFeed:
     `session_listeners(user_id, digest_or_None)`; each of
     `connection_listeners(connected: bool)`, called when the subscription
     goes live and when it is lost. Events published while it was down are
-    not replayed; it reconnects by itself, with backoff.
+    not replayed; it reconnects by itself, with backoff, and pings an idle
+    connection so that a dead one is noticed.
     """
 
     def __init__(self, redis_client):
@@ -60,9 +64,12 @@ class EventFeed:
         self.connection_listeners: list[Callable[[bool], None]] = []
         self.connected = False
         self._user_ids: set[int] = set()
+        self._confirmed: set[str] = set()  # channels Redis has confirmed on this connection
+        self._waiters: dict[str, list[asyncio.Future]] = {}
         self._pubsub = None
         self._task: asyncio.Task | None = None
         self._retry_delay = RETRY_MIN_SECS
+        self._last_heard = 0.0
 
     def start(self) -> None:
         """Starts listening (inside the running event loop)."""
@@ -79,18 +86,33 @@ class EventFeed:
         self._set_connected(False)
 
     async def subscribe(self, user_id: int) -> None:
+        """Subscribes to the user's channel and returns once Redis has confirmed
+        it (or after CONFIRM_SECS, if the connection is down meanwhile)."""
+        channel = keys.user_events_channel(user_id)
         self._user_ids.add(user_id)
-        await self._send("subscribe", user_id)
+        if channel in self._confirmed:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(channel, []).append(waiter)
+        if self.connected:
+            await self._send("subscribe", channel)
+        # Otherwise the next connection subscribes to everyone in _user_ids.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(waiter, CONFIRM_SECS)
 
     async def unsubscribe(self, user_id: int) -> None:
+        channel = keys.user_events_channel(user_id)
         self._user_ids.discard(user_id)
-        await self._send("unsubscribe", user_id)
+        self._confirmed.discard(channel)
+        if self.connected:
+            await self._send("unsubscribe", channel)
 
-    async def _send(self, command: str, user_id: int) -> None:
-        if self._pubsub is None:
-            return  # the next connection subscribes to everyone in _user_ids
+    async def _send(self, command: str, channel: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
         try:
-            await getattr(self._pubsub, command)(keys.user_events_channel(user_id))
+            await getattr(pubsub, command)(channel)
         except _LOST:
             pass  # _run reconnects and subscribes to everyone in _user_ids
 
@@ -98,27 +120,49 @@ class EventFeed:
         while True:
             try:
                 await self._listen()
-            except _LOST as exc:
+            except Exception as exc:  # anything: this loop must outlive it
                 delay = self._retry_delay
-                log.warning("pub/sub connection lost (%s); reconnecting in %.1fs", exc, delay)
+                if isinstance(exc, _LOST):
+                    log.warning("pub/sub connection lost (%s); reconnecting in %.1fs", exc, delay)
+                else:
+                    log.error("pub/sub listener failed; reconnecting in %.1fs", delay, exc_info=exc)
                 self._set_connected(False)
                 self._retry_delay = min(delay * 2, RETRY_MAX_SECS)
                 await asyncio.sleep(delay)
 
     async def _listen(self) -> None:
         await self._close_pubsub()
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._confirmed.clear()
+        self._pubsub = self._redis.pubsub()
         channels = [keys.SESSIONS_ENDED_CHANNEL, *(keys.user_events_channel(u) for u in self._user_ids)]
         await self._pubsub.subscribe(*channels)
-        # Wait for the confirmation: only then is nothing published missed.
-        while await self._pubsub.get_message(timeout=None) is not None or not self._pubsub.subscribed:
-            pass
-        self._retry_delay = RETRY_MIN_SECS
-        self._set_connected(True)
+        self._last_heard = time.monotonic()
         while True:
-            message = await self._pubsub.get_message(timeout=None)
-            if message is not None:
-                self._dispatch(message["channel"], message["data"])
+            message = await self._pubsub.get_message(timeout=PING_SECS)
+            now = time.monotonic()
+            if message is None:
+                if now - self._last_heard > 2 * PING_SECS:
+                    raise redis.exceptions.ConnectionError("no answer to ping")
+                await self._pubsub.ping()
+                continue
+            self._last_heard = now
+            self._handle(message)
+
+    def _handle(self, message: dict) -> None:
+        kind, channel = message["type"], message.get("channel")
+        if kind == "subscribe":
+            self._confirmed.add(channel)
+            for waiter in self._waiters.pop(channel, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+            if channel == keys.SESSIONS_ENDED_CHANNEL:
+                self._retry_delay = RETRY_MIN_SECS
+                self._set_connected(True)
+        elif kind == "message":
+            try:
+                self._dispatch(channel, message["data"])
+            except Exception:
+                log.exception("an event listener failed on %s", channel)
 
     def _dispatch(self, channel: str, data: str) -> None:
         if channel == keys.SESSIONS_ENDED_CHANNEL:
@@ -132,13 +176,13 @@ class EventFeed:
         if connected == self.connected:
             return
         self.connected = connected
-        if connected:
-            log.info("pub/sub subscribed")
+        if not connected:
+            self._confirmed.clear()
         for listener in self.connection_listeners:
             listener(connected)
 
     async def _close_pubsub(self) -> None:
-        if self._pubsub is not None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                await self._pubsub.aclose()
-            self._pubsub = None
+                await pubsub.aclose()

@@ -14,8 +14,9 @@ class MessageStore:
 
     async def send(self, user_id: int, chat_id: int, content: str) -> int:
         """Stores a message from a member; returns its id (per chat, increasing)."""
-        tail = message_json_tail(user_id, content, utc_now_iso())
-        (message_id,) = await self._scripts.run_chat("send_message", chat_id, user_id, tail, chat_id)
+        (message_id,) = await self._scripts.run_chat(
+            "send_message", chat_id, user_id, message_json_tail(content), chat_id, utc_now_iso()
+        )
         return message_id
 
     async def history(

@@ -10,14 +10,10 @@ def utc_now_iso() -> str:
     return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def message_json_tail(sender_id: int, content: str, time: str) -> str:
-    """The stored message JSON without its leading `{"id":N,`, which the script adds."""
-    body = json.dumps(
-        {"sender_id": sender_id, "time": time, "content": content},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return body[1:]
+def message_json_tail(content: str) -> str:
+    """The end of a stored message's JSON, `"content":...}`: the send script
+    writes the id, sender and time before it."""
+    return json.dumps({"content": content}, ensure_ascii=False, separators=(",", ":"))[1:]
 
 
 def new_chat_summary(chat_id: int, title: str, owner_id: int, created_at: str) -> str:

@@ -157,10 +157,11 @@ class UserStore:
             raise NotFound("user not found")
         return token
 
-    async def has_session(self, user_id: int, token: str) -> bool:
+    async def has_session(self, user_id: int, token: str, *, fresh: bool = False) -> bool:
+        """Whether the token is a live session of the user; `fresh` asks Redis, not the cache."""
         digest = token_digest(token)
         cache = self._session_cache
-        if cache.knows(user_id, digest):
+        if not fresh and cache.knows(user_id, digest):
             return True
         epoch = cache.epoch
         if not await self._redis.exists(keys.session_key(user_id, digest)):

@@ -193,3 +193,19 @@ async def test_redis_out_of_memory_is_json_503_and_loses_nothing(make_user, sync
     assert response.json() == {"error": "storage is full, try again later"}
     stored = (await alice.get(chat, {"limit": 1000})).json()["messages"]
     assert len(stored) == codes.count(201)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ('{"\\ud800": 1.5}', "a field name is not valid unicode"),
+        ('{"title": "\\ud800"}', "title is not valid unicode"),
+        ("[" * 50_000, "the request body is not valid JSON"),
+    ],
+)
+async def test_json_bodies_utf8_cannot_carry_are_json_400(make_user, body, error):
+    alice = await make_user()
+    response = await alice.post("/api/chats", body=body, headers={"Content-Type": "application/json"})
+    assert_json_error(response, 400)
+    assert response.json()["error"] == error

@@ -234,3 +234,74 @@ async def test_losing_the_pubsub_connection_loses_no_later_events(base_url, make
     assert sync_redis.pubsub_numsub(channel) == [(channel, 1)]
     await send(alice, chat_id, "after the outage")
     assert (await next_event(bob_socket))["message"]["content"] == "after the outage"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_logout_missed_during_a_pubsub_outage_still_ends_the_socket(base_url, make_user, sync_redis):
+    alice = await make_user()
+    chat_id = await chat_of(alice)
+    socket = await socket_of(alice, base_url)
+    sync_redis.client_kill_filter(_type="pubsub")
+    assert (await alice.get("/api/logout")).code == 200  # its event may be lost
+    socket.write_message(json.dumps({"op": "send", "chat_id": chat_id, "content": "after logout"}))
+    while (event := await next_event_or_close(socket)) is not None:
+        assert event["type"] in ("resync",), event  # never an ack
+    assert socket.close_code == 4001
+    assert sync_redis.zcard(keys.chat_messages_key(chat_id)) == 0
+
+
+async def next_event_or_close(socket):
+    raw = await asyncio.wait_for(socket.read_message(), 15)
+    return None if raw is None else json.loads(raw)
+
+
+@pytest.mark.gen_test
+async def test_ready_means_subscribed_even_for_the_first_socket(base_url, make_user, sync_redis):
+    for _ in range(10):
+        user = await make_user()
+        socket = await socket_of(user, base_url)  # the only socket: its subscribe is the first
+        sync_redis.publish(keys.user_events_channel(user.user_id), '{"type":"probe"}')
+        assert await next_event(socket, timeout=2) == {"type": "probe"}
+        socket.close()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "frame, error",
+    [
+        ('{"op": "send", "\\ud800": 1}', "a field name is not valid unicode"),
+        ('{"op": "send", "request_id": "\\ud800"}', "request_id is not valid unicode"),
+        ('{"op": "send", "content": "\\udfff"}', "content is not valid unicode"),
+        ("[" * 50_000, "the frame is not valid JSON"),
+    ],
+)
+async def test_frames_json_cannot_carry_get_an_error_event(base_url, make_user, frame, error):
+    alice = await make_user()
+    socket = await socket_of(alice, base_url)
+    assert await request(socket, frame) == {"type": "error", "request_id": None, "status": 400, "error": error}
+    assert (await request(socket, "{}"))["type"] == "error"  # still open
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "method, headers, status",
+    [
+        ("GET", {}, 400),
+        ("GET", {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                 "Sec-WebSocket-Version": "13", "Origin": "https://evil.example"}, 403),
+        ("GET", {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                 "Sec-WebSocket-Version": "99"}, 426),
+    ],
+)  # fmt: skip
+async def test_refused_upgrades_answer_json(make_user, method, headers, status):
+    alice = await make_user()
+    response = await alice.request(method, "/api/ws", headers=headers)
+    assert response.code == status, response
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert set(response.json()) == {"error"}
+
+
+@pytest.mark.gen_test
+async def test_other_methods_on_the_socket_path_are_405_before_401(new_client):
+    response = await new_client().post("/api/ws", {})
+    assert response.code == 405 and response.json() == {"error": "method not allowed"}

@@ -1,6 +1,7 @@
 """Operations that race with each other, and deletions that race with everything."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -84,3 +85,15 @@ async def test_concurrent_renames_to_one_name_have_one_winner(storage):
         holders = [u for u in users if (await storage.users.get(u))["name"] == wanted]
         assert len(holders) == 1
         assert (await storage.users.find_by_name(wanted))["id"] == holders[0]
+
+
+@pytest.mark.gen_test
+async def test_message_times_never_go_back_as_ids_go_up(storage, sync_redis):
+    user_id = await new_user(storage, "hal")
+    chat_id = await storage.chats.create(user_id, "clock")
+    # A message stamped by a server whose clock runs ahead.
+    sync_redis.hset(keys.chat_key(chat_id), "last_message_time", "2999-01-01T00:00:00.000Z")
+    await asyncio.gather(*(storage.messages.send(user_id, chat_id, f"m{i}") for i in range(50)))
+    page = await storage.messages.history(user_id, chat_id, limit=100)
+    times = [json.loads(m)["time"] for m in page]
+    assert times == sorted(times) and times[0] == "2999-01-01T00:00:00.000Z"

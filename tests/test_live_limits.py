@@ -1,4 +1,5 @@
-"""A client that stops reading is cut off; nobody else notices."""
+"""Limits of a socket's life, with settings tightened to test them quickly:
+a client that stops reading is cut off, an expired session is noticed."""
 
 import asyncio
 import base64
@@ -11,14 +12,14 @@ import pytest
 from server.settings import Settings
 from storage import keys
 
-from .wsclient import next_event, open_socket
+from .wsclient import closed, next_event, open_socket
 
 PENDING_LIMIT = 256 * 1024
 
 
 @pytest.fixture
 def settings():
-    return Settings(bcrypt_cost=4, ws_max_pending_bytes=PENDING_LIMIT)
+    return Settings(bcrypt_cost=4, ws_max_pending_bytes=PENDING_LIMIT, ws_session_check_secs=0.2)
 
 
 async def raw_socket_that_never_reads(port: int, cookies: dict):
@@ -66,3 +67,13 @@ async def test_a_slow_reader_is_dropped_and_others_carry_on(base_url, http_port,
         received += len(chunk)
     assert received < 200 * 100_000  # cut off, not delivered in full
     writer.close()
+
+
+@pytest.mark.gen_test
+async def test_a_session_that_expires_closes_its_socket(base_url, make_user, sync_redis):
+    alice = await make_user()
+    socket = await open_socket(base_url, alice.cookies)
+    # Expiry publishes nothing: the key just goes. The periodic check notices.
+    for key in sync_redis.scan_iter(f"user:{{{alice.user_id}}}:session:*"):
+        sync_redis.delete(key)
+    assert await closed(socket) == 4001
