@@ -32,6 +32,8 @@ class Settings:
 
     # Sessions and passwords.
     bcrypt_cost: int = 12
+    # Threads hashing passwords, at the lowest CPU priority; more logins wait.
+    bcrypt_threads: int = 2
     token_ttl_secs: int = 30 * 24 * 3600
     # Set when the service sits behind TLS, so cookies carry `Secure`.
     cookie_secure: bool = False

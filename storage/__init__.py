@@ -9,6 +9,7 @@ from .chats import ChatStore
 from .errors import Conflict, Forbidden, NameTaken, NotFound, StorageError
 from .events import EventFeed
 from .messages import MessageStore
+from .passwords import PasswordHasher
 from .scripts import Scripts
 from .session_cache import SessionCache
 from .users import UserStore
@@ -19,10 +20,11 @@ __all__ = ["Storage", "StorageError", "NotFound", "Forbidden", "Conflict", "Name
 class Storage:
     """All stores over one Redis client, and this process's event feed."""
 
-    def __init__(self, redis, *, bcrypt_cost: int, token_ttl_secs: int):
+    def __init__(self, redis, *, bcrypt_cost: int, bcrypt_threads: int, token_ttl_secs: int):
         self.redis = redis
         scripts = Scripts(redis)
         self.feed = EventFeed(redis)
+        self.passwords = PasswordHasher(cost=bcrypt_cost, threads=bcrypt_threads)
         self.chats = ChatStore(redis, scripts)
         self.messages = MessageStore(scripts)
         self.users = UserStore(
@@ -30,7 +32,7 @@ class Storage:
             scripts,
             self.chats,
             SessionCache(self.feed),
-            bcrypt_cost=bcrypt_cost,
+            self.passwords,
             token_ttl_secs=token_ttl_secs,
         )
 
@@ -40,3 +42,4 @@ class Storage:
 
     async def stop(self) -> None:
         await self.feed.stop()
+        self.passwords.close()

@@ -5,12 +5,10 @@ carries that name: a rename or deletion interrupted between its steps leaves
 a key that nobody owns, which the next claim of that name takes over.
 """
 
-import asyncio
 import hashlib
 import secrets
 import time
 
-import bcrypt
 
 from . import keys
 from .errors import NameTaken, NotFound
@@ -18,7 +16,6 @@ from .events import publish_session_ended
 from .records import utc_now_iso
 
 TOKEN_BYTES = 32  # 256 random bits
-BCRYPT_MAX_BYTES = 72
 
 
 def token_digest(token: str) -> str:
@@ -27,14 +24,13 @@ def token_digest(token: str) -> str:
 
 
 class UserStore:
-    def __init__(self, redis, scripts, chats, session_cache, *, bcrypt_cost: int, token_ttl_secs: int):
+    def __init__(self, redis, scripts, chats, session_cache, passwords, *, token_ttl_secs: int):
         self._redis = redis
+        self._passwords = passwords
         self._scripts = scripts
         self._chats = chats
         self._session_cache = session_cache
-        self._bcrypt_cost = bcrypt_cost
         self._token_ttl_secs = token_ttl_secs
-        self._dummy_hash: bytes | None = None
 
     # Accounts
 
@@ -43,7 +39,7 @@ class UserStore:
         folded = name.lower()
         if await self._live_owner(folded) is not None:
             raise NameTaken("name is already taken")  # before paying for bcrypt
-        hashed = await self._hash(password)
+        hashed = await self._passwords.hash(password)
         user_id = await self._redis.incr(keys.USER_ID_SEQ)
         await self._redis.hset(
             keys.user_key(user_id),
@@ -68,13 +64,7 @@ class UserStore:
         stored = None
         if user_id is not None:
             stored = await self._redis.hget(keys.user_key(user_id), "password")
-        password_bytes = password.encode()
-        if len(password_bytes) > BCRYPT_MAX_BYTES:
-            return None  # bcrypt 5 raises on these; no registered password is this long
-        if stored is None:
-            await self._check(password_bytes, await self._dummy())
-            return None
-        return user_id if await self._check(password_bytes, stored.encode()) else None
+        return user_id if await self._passwords.check(password, stored) else None
 
     async def get(self, user_id: int) -> dict:
         """{"id", "name", "email"}; raises NotFound (also while being deleted)."""
@@ -219,21 +209,6 @@ class UserStore:
         # Compare-and-set against what we read: a racing claim makes this fail.
         if not await self._scripts.run("claim_name", [key], [user_id, holder or ""]):
             raise NameTaken("name is already taken")
-
-    async def _hash(self, password: str) -> str:
-        salt = bcrypt.gensalt(self._bcrypt_cost)
-        hashed = await asyncio.to_thread(bcrypt.hashpw, password.encode(), salt)
-        return hashed.decode()
-
-    async def _check(self, password: bytes, hashed: bytes) -> bool:
-        return await asyncio.to_thread(bcrypt.checkpw, password, hashed)
-
-    async def _dummy(self) -> bytes:
-        """A hash to check unknown names against, so they cost what known ones do."""
-        if self._dummy_hash is None:
-            salt = bcrypt.gensalt(self._bcrypt_cost)
-            self._dummy_hash = await asyncio.to_thread(bcrypt.hashpw, b"not a password", salt)
-        return self._dummy_hash
 
 
 async def is_live(redis, user_id: int) -> bool:

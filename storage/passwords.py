@@ -1,0 +1,55 @@
+"""bcrypt, off the event loop: a small pool of low-priority threads.
+
+The threads run at the lowest CPU priority (Linux: per-thread nice 19), so
+a burst of logins waits for CPU rather than taking it from the event loop
+that serves everyone else.
+"""
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import bcrypt
+
+BCRYPT_MAX_BYTES = 72  # bcrypt 5 raises on longer passwords
+_LOWEST_PRIORITY = 19
+
+
+def _lower_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _LOWEST_PRIORITY)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: run at normal priority
+
+
+class PasswordHasher:
+    def __init__(self, *, cost: int, threads: int):
+        self._cost = cost
+        self._pool = ThreadPoolExecutor(threads, "bcrypt", initializer=_lower_priority)
+        self._dummy_hash: bytes | None = None
+
+    async def hash(self, password: str) -> str:
+        salt = bcrypt.gensalt(self._cost)
+        return (await self._run(bcrypt.hashpw, password.encode(), salt)).decode()
+
+    async def check(self, password: str, hashed: str | None) -> bool:
+        """Whether the password matches; with no hash (unknown user) it costs the same and fails."""
+        password_bytes = password.encode()
+        if len(password_bytes) > BCRYPT_MAX_BYTES:
+            return False  # no registered password is this long
+        if hashed is None:
+            await self._run(bcrypt.checkpw, password_bytes, await self._dummy())
+            return False
+        return await self._run(bcrypt.checkpw, password_bytes, hashed.encode())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    async def _dummy(self) -> bytes:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._run(bcrypt.hashpw, b"not a password", bcrypt.gensalt(self._cost))
+        return self._dummy_hash
+
+    async def _run(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
