@@ -121,7 +121,8 @@ def report(args, generator, seeded, api: str, bare: str) -> None:
         drivers.Target(f"GET /api/chats/{{id}} ({HISTORY_PAGE} messages)",
                        f"{api}/api/chats/{seeded.page_chat}?limit={HISTORY_PAGE}", cookie=seeded.reader_cookie),
         drivers.Target("POST /api/chats/{id}", f"{api}/api/chats/{seeded.send_chat}", method="POST",
-                       body="content=a+benchmark+message+of+ordinary+length", cookie=seeded.reader_cookie),
+                       body="content=a+benchmark+message+of+ordinary+length", cookie=seeded.reader_cookie,
+                       expect=201),
     ]  # fmt: skip
     print(f"measuring with {generator}: {args.rounds} rounds x {args.seconds:g}s, {args.connections} connections",
           flush=True)  # fmt: skip
@@ -129,7 +130,8 @@ def report(args, generator, seeded, api: str, bare: str) -> None:
     ceiling = results["bare handler"].rps
     budgets = {targets[1].name: 0.50, targets[2].name: 0.45, targets[3].name: 0.45}
 
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {generator}")
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {_cpu_model()}, Python {platform.python_version()}, "
+          f"Redis {seeded.redis_version}, load generator {generator} (1 thread, {args.connections} connections)")
     print(f"{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'budget':>7} {'errors':>6}")
     for name, result in results.items():
         budget = budgets.get(name)
@@ -156,6 +158,17 @@ def report(args, generator, seeded, api: str, bare: str) -> None:
     quiet_p99, busy_p99 = median_result(quiet).p99_ms, median_result(busy).p99_ms
     print(f"GET /api/chats p99: {quiet_p99:.2f} ms alone, {busy_p99:.2f} ms during 10 concurrent logins: "
           f"ratio {busy_p99 / quiet_p99:.2f} (budget <= 2.00)")  # fmt: skip
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Load generators: wrk where installed, else Locust headless. Same load either way:
 a fixed number of connections sending back to back for a fixed time."""
 
-import csv
 import dataclasses
 import json
 import re
@@ -118,9 +117,29 @@ def run_locust(target: Target, *, seconds: float, connections: int) -> Result:
         command = [
             sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", base,
             "-u", str(connections), "-r", str(connections), "-t", f"{max(1, round(seconds))}s",
-            "--csv", str(Path(folder) / "run"), "--only-summary", "--loglevel", "WARNING",
+            "--json", "--loglevel", "WARNING",
         ]  # fmt: skip
-        subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-        with open(Path(folder) / "run_stats.csv") as stats:
-            (row,) = [r for r in csv.DictReader(stats) if r["Name"] == "Aggregated"]
-    return Result(float(row["Requests/s"]), float(row["50%"]), float(row["99%"]), int(row["Failure Count"]))
+        run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        (stats,) = json.loads(run.stdout)
+    except ValueError:
+        raise RuntimeError(f"locust gave no statistics:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}") from None
+    elapsed = max(stats["last_request_timestamp"] - stats["start_time"], 1e-9)
+    return Result(
+        stats["num_requests"] / elapsed,
+        _percentile(stats["response_times"], 0.50),
+        _percentile(stats["response_times"], 0.99),
+        stats["num_failures"],
+    )
+
+
+def _percentile(histogram: dict[str, int], fraction: float) -> float:
+    """A percentile of Locust's response-time histogram (milliseconds, rounded by Locust)."""
+    buckets = sorted((float(ms), count) for ms, count in histogram.items())
+    wanted = fraction * sum(count for _, count in buckets)
+    seen = 0
+    for ms, count in buckets:
+        seen += count
+        if seen >= wanted:
+            return ms
+    return buckets[-1][0] if buckets else float("nan")

@@ -9,7 +9,7 @@ import urllib.parse
 CONCURRENT_LOGINS = 10
 
 
-def keep_logging_in(url: str, body: str, deadline: float, failures: list) -> None:
+def keep_logging_in(url: str, body: str, deadline: float, failures: list, done: list) -> None:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -19,20 +19,23 @@ def keep_logging_in(url: str, body: str, deadline: float, failures: list) -> Non
         response.read()
         if response.status != 200:
             failures.append(response.status)
+        done.append(1)
 
 
 def main() -> None:
     url, body, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     deadline = time.monotonic() + seconds
     failures: list[int] = []
+    done: list[int] = []
     threads = [
-        threading.Thread(target=keep_logging_in, args=(url, body, deadline, failures))
+        threading.Thread(target=keep_logging_in, args=(url, body, deadline, failures, done))
         for _ in range(CONCURRENT_LOGINS)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    print(f"logins: {len(done)} in {seconds:g}s ({len(done) / seconds:.1f}/s), {len(failures)} failed", flush=True)
     if failures:
         sys.exit(f"{len(failures)} logins failed: {sorted(set(failures))}")
 

@@ -22,6 +22,7 @@ class Seeded:
     large_chat: int
     login_body: str  # a registered user's credentials, form-encoded
     bytes_per_message: float  # Redis memory per message beyond its content
+    redis_version: str
 
 
 def cookie(user_id: int, token: str) -> str:
@@ -78,6 +79,7 @@ async def seed(redis_url: str, *, large_history: int, memory_samples: int, passw
             large_chat=large,
             login_body=f"name=bench_writer&password={password}",
             bytes_per_message=per_message,
+            redis_version=(await client.info("server"))["redis_version"],
         )
     finally:
         await client.aclose()
