@@ -40,14 +40,12 @@ async def _fill(client, user_id: int, chat_id: int, count: int, content: str) ->
         await pipe.execute()
 
 
-async def _memory_per_message(storage, client, user_id: int, samples: int) -> float:
-    chat_id = await storage.chats.create(user_id, "memory probe")
-    await _fill(client, user_id, chat_id, 200, "warm")  # past the small-zset encoding
+async def _memory_per_message(client, user_id: int, chat_id: int, samples: int) -> float:
+    """Bytes the message sorted set holds per message, beyond the message text."""
     content = "m" * 100
-    before = (await client.info("memory"))["used_memory"]
     await _fill(client, user_id, chat_id, samples, content)
-    after = (await client.info("memory"))["used_memory"]
-    return (after - before) / samples - len(content)
+    size = await client.memory_usage(keys.chat_messages_key(chat_id), samples=0)  # every element
+    return size / samples - len(content)
 
 
 async def seed(redis_url: str, *, large_history: int, memory_samples: int, password: str) -> Seeded:
@@ -70,7 +68,8 @@ async def seed(redis_url: str, *, large_history: int, memory_samples: int, passw
         await _fill(client, reader, small, 1000, "x" * 60)
         await _fill(client, reader, large, large_history, "x" * 60)
         assert await client.zcard(keys.chat_messages_key(large)) == large_history
-        per_message = await _memory_per_message(storage, client, writer, memory_samples)
+        probe = await storage.chats.create(writer, "memory probe")
+        per_message = await _memory_per_message(client, writer, probe, memory_samples)
         return Seeded(
             reader_cookie=cookie(reader, token),
             page_chat=chats[0],

@@ -50,9 +50,13 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         if origin and not self.check_origin(origin):
             raise Forbidden("cross-origin WebSocket connections are not allowed")
         if self.request.headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):
-            self.set_header("Sec-WebSocket-Version", "13")
             raise HTTPError(426)
         await super().get(*args, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        if status_code == 426:
+            self.set_header("Sec-WebSocket-Version", "13")  # the version we speak
+        super().write_error(status_code, **kwargs)
 
     async def open(self):
         self.set_nodelay(True)

@@ -24,7 +24,9 @@ class Hub:
         feed.on_user_event = self._deliver
         feed.session_listeners.append(self._session_ended)
         feed.connection_listeners.append(self._connection_changed)
-        self._lost_connection = False
+        # True until the feed first connects too: sockets that joined while it
+        # was down get `resync` when it comes up.
+        self._lost_connection = not feed.connected
 
     def close_all(self) -> None:
         """Closes every socket with "going away" (shutdown)."""

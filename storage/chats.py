@@ -85,7 +85,7 @@ class ChatStore:
             names += [keys.chat_summary_key(chat_id), keys.chat_member_key(chat_id, user_id)]
         values = await self._redis.mget(names)
         chats = [
-            orjson.loads(summary)
+            _in_order(orjson.loads(summary))
             for summary, member in zip(values[::2], values[1::2])
             if summary is not None and member is not None  # else a stale index entry
         ]
@@ -154,3 +154,13 @@ class ChatStore:
 
     async def _titles_of(self, user_id: int) -> set[str]:
         return {chat["title"] for chat in await self.list_for(user_id)}
+
+
+SUMMARY_FIELDS = (
+    "id", "title", "owner_id", "created_at", "last_message", "last_message_id", "last_message_time", "sender_id",
+)  # fmt: skip
+
+
+def _in_order(summary: dict) -> dict:
+    """The fields in one fixed order (Lua's JSON encoder picks its own)."""
+    return {field: summary[field] for field in SUMMARY_FIELDS}

@@ -154,7 +154,13 @@ class UserStore:
         if not fresh and cache.knows(user_id, digest):
             return True
         epoch = cache.epoch
-        if not await self._redis.exists(keys.session_key(user_id, digest)):
+        # One round trip, one slot: the session key, and the account not marked
+        # deleted (a deletion cut short after marking must not leave it usable).
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(keys.session_key(user_id, digest))
+        pipe.hexists(keys.user_key(user_id), "deleted_at")
+        exists, deleting = await pipe.execute()
+        if not exists or deleting:
             return False
         cache.remember(user_id, digest, epoch)
         return True

@@ -305,3 +305,12 @@ async def test_refused_upgrades_answer_json(make_user, method, headers, status):
 async def test_other_methods_on_the_socket_path_are_405_before_401(new_client):
     response = await new_client().post("/api/ws", {})
     assert response.code == 405 and response.json() == {"error": "method not allowed"}
+
+
+@pytest.mark.gen_test
+async def test_426_names_the_version_we_speak(make_user):
+    alice = await make_user()
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+               "Sec-WebSocket-Version": "99"}  # fmt: skip
+    response = await alice.get("/api/ws", headers=headers)
+    assert response.code == 426 and response.headers["Sec-WebSocket-Version"] == "13"

@@ -292,3 +292,14 @@ async def test_the_listed_summary_keeps_text_exactly_through_lua(storage):
     (summary,) = await storage.chats.list_for(user_id)
     assert (summary["title"], summary["last_message"], summary["last_message_id"]) == (title, content, message_id)
     assert summary["sender_id"] == user_id and summary["owner_id"] == user_id
+
+
+@pytest.mark.gen_test
+async def test_listed_chats_have_their_fields_in_one_order(storage):
+    user_id = await new_user(storage, "ava")
+    chat_id = await storage.chats.create(user_id, "ordered")
+    await storage.messages.send(user_id, chat_id, "hi")
+    (summary,) = await storage.chats.list_for(user_id)
+    assert list(summary) == [
+        "id", "title", "owner_id", "created_at", "last_message", "last_message_id", "last_message_time", "sender_id",
+    ]  # fmt: skip

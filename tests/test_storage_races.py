@@ -97,3 +97,12 @@ async def test_message_times_never_go_back_as_ids_go_up(storage, sync_redis):
     page = await storage.messages.history(user_id, chat_id, limit=100)
     times = [json.loads(m)["time"] for m in page]
     assert times == sorted(times) and times[0] == "2999-01-01T00:00:00.000Z"
+
+
+@pytest.mark.gen_test
+async def test_sessions_of_an_account_marked_deleted_are_dead_at_once(storage, sync_redis):
+    # As if the deletion stopped right after marking, before ending the sessions.
+    user_id = await new_user(storage, "ivy")
+    token = await storage.users.create_session(user_id)
+    mark_deleting(sync_redis, user_id)
+    assert not await storage.users.has_session(user_id, token)
