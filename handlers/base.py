@@ -5,6 +5,7 @@ Order of checks: 405 (method) -> 413 (body size) -> 401 (session) ->
 400 (input) -> 404 (object) -> 403 (access) -> 409 (conflict).
 """
 
+import functools
 import json
 import logging
 
@@ -12,6 +13,8 @@ import orjson
 import redis.exceptions
 from tornado import httputil
 from tornado.web import HTTPError, RequestHandler, stream_request_body
+
+from storage import deadline
 
 from .errors import expected_error, status_message
 from .validation import BadInput, string_fields
@@ -32,8 +35,11 @@ class ApiMixin:
     async def authenticate(self) -> int:
         """The user id of a valid session from the cookies, else HTTP 401."""
         session = self.rules.session(self.get_cookie("user_id"), self.get_cookie("token"))
-        if session is None or not await self.storage.users.has_session(*session):
+        if session is None:
             raise HTTPError(401)
+        async with deadline.within(self.config.redis_timeout_secs):
+            if not await self.storage.users.has_session(*session):
+                raise HTTPError(401)
         return session[0]
 
     def write_json(self, payload) -> None:
@@ -77,6 +83,13 @@ class ApiMixin:
 class BaseHandler(ApiMixin, RequestHandler):
     # Methods that need no session (registration, login).
     public_methods: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        # Every verb's storage work runs under the request's deadline.
+        super().__init_subclass__(**kwargs)
+        for verb in ("get", "post", "put", "delete"):
+            if verb in cls.__dict__:
+                setattr(cls, verb, _within_deadline(cls.__dict__[verb]))
 
     def initialize(self, storage, settings, rules):
         super().initialize(storage, settings, rules)
@@ -189,3 +202,12 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self):
         raise HTTPError(404)
+
+
+def _within_deadline(method):
+    @functools.wraps(method)
+    async def run(self, *args, **kwargs):
+        async with deadline.within(self.config.redis_timeout_secs):
+            return await method(self, *args, **kwargs)
+
+    return run

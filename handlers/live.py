@@ -9,7 +9,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from storage import Forbidden
+from storage import Forbidden, Unavailable, deadline
 from storage.events import encode_event
 from storage.users import token_digest
 
@@ -85,8 +85,9 @@ class EventsSocket(ApiMixin, WebSocketHandler):
     async def session_is_valid(self, fresh: bool = True) -> bool:
         """Re-checks the session (expiry, a missed logout); closes the socket if it is over."""
         try:
-            valid = await self.storage.users.has_session(self.user_id, self._token, fresh=fresh)
-        except redis.exceptions.RedisError:
+            async with deadline.within(self.config.redis_timeout_secs):
+                valid = await self.storage.users.has_session(self.user_id, self._token, fresh=fresh)
+        except (redis.exceptions.RedisError, Unavailable):
             return True  # cannot tell now; the next check will
         if not valid:
             self.end_session()
@@ -104,7 +105,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
                 raise BadInput('unknown op: the only op is "send"')
             if not await self.session_is_valid(fresh=False):
                 return
-            chat_id, message_id = await send_message(self, request.get("chat_id"), request.get("content"))
+            async with deadline.within(self.config.redis_timeout_secs):
+                chat_id, message_id = await send_message(self, request.get("chat_id"), request.get("content"))
             reply = encode_event("ack", request_id=request_id, chat_id=chat_id, message_id=message_id)
         except Exception as exc:
             status, message = _describe(exc)

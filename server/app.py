@@ -48,12 +48,16 @@ def make_http_server(app: Application, settings: Settings) -> HTTPServer:
 
 
 def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
-    """A client whose pool waits (up to the timeout) rather than failing when busy."""
+    """A client whose pool waits rather than failing when busy.
+
+    No per-command timeout: each request has one deadline for all its Redis
+    work (storage.deadline), which costs far less CPU. Connecting is bounded.
+    """
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
         max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout_secs,
-        socket_timeout=settings.redis_timeout_secs,
+        timeout=None,
+        socket_timeout=None,
         socket_connect_timeout=settings.redis_timeout_secs,
         decode_responses=True,
     )

@@ -29,7 +29,8 @@ WORKER_RESTART_DELAY_SECS = 1.0
 async def serve(settings: Settings, redis_url: str) -> None:
     """Serves the API until SIGINT or SIGTERM."""
     client = make_redis(redis_url, settings)
-    await client.ping()  # fail at start, not on the first request
+    async with asyncio.timeout(settings.redis_timeout_secs * 5):
+        await client.ping()  # fail at start, not on the first request
     storage = make_storage(client, settings)
     hub = Hub(storage.feed)
     storage.start()

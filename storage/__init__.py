@@ -6,7 +6,7 @@ missing object.
 """
 
 from .chats import ChatStore
-from .errors import Conflict, Forbidden, NameTaken, NotFound, StorageError
+from .errors import Conflict, Forbidden, NameTaken, NotFound, StorageError, Unavailable
 from .events import EventFeed
 from .messages import MessageStore
 from .passwords import PasswordHasher
@@ -14,7 +14,7 @@ from .scripts import Scripts
 from .session_cache import SessionCache
 from .users import UserStore
 
-__all__ = ["Storage", "StorageError", "NotFound", "Forbidden", "Conflict", "NameTaken"]
+__all__ = ["Storage", "StorageError", "NotFound", "Forbidden", "Conflict", "NameTaken", "Unavailable"]
 
 
 class Storage:

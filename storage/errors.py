@@ -23,3 +23,7 @@ class Conflict(StorageError):
 
 class NameTaken(StorageError):
     """Registering or renaming to a user name someone else holds."""
+
+
+class Unavailable(StorageError):
+    """Redis did not answer within the request's deadline."""

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 
+from . import deadline
+
 BCRYPT_MAX_BYTES = 72  # bcrypt 5 raises on longer passwords
 _LOWEST_PRIORITY = 19
 
@@ -52,4 +54,5 @@ class PasswordHasher:
         return self._dummy_hash
 
     async def _run(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        async with deadline.excluded():  # a queue of logins is not a storage outage
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)

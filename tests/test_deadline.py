@@ -1,0 +1,40 @@
+"""One deadline per request for its Redis work: a stuck Redis is a prompt 503,
+while time spent waiting for bcrypt does not count against it."""
+
+import asyncio
+import time
+
+import pytest
+
+from server.settings import Settings
+
+DEADLINE_SECS = 0.1
+
+
+@pytest.fixture
+def settings():
+    # Real bcrypt cost: each hash takes far longer than the deadline.
+    return Settings(bcrypt_cost=12, redis_timeout_secs=DEADLINE_SECS)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_password_hashing_does_not_count_against_the_deadline(new_client):
+    client = new_client()
+    started = time.monotonic()
+    assert (await client.register()).code == 201
+    assert time.monotonic() - started > DEADLINE_SECS  # bcrypt really took longer
+    assert (await client.post("/api/login", {"name": client.name, "password": "correct horse"})).code == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_stuck_redis_gets_a_prompt_json_503(make_user, sync_redis):
+    alice = await make_user()
+    chat = (await alice.post("/api/chats", {"title": "stuck"})).headers["Location"]
+    sync_redis.execute_command("CLIENT", "PAUSE", 3000, "ALL")  # every client's commands wait
+    started = time.monotonic()
+    response = await alice.post(chat, {"content": "anyone?"})
+    waited = time.monotonic() - started
+    assert response.code == 503 and response.json() == {"error": "storage is unavailable, try again shortly"}
+    assert DEADLINE_SECS <= waited < DEADLINE_SECS + 1.0
+    await asyncio.sleep(3.0)  # let the pause end: Redis then serves the client again
+    assert (await alice.get(chat)).code == 200
