@@ -73,7 +73,8 @@ class Hub:
             for socket in self._all():
                 socket.deliver(encode_event("resync"))
                 IOLoop.current().spawn_callback(socket.session_is_valid)
-            log.warning("pub/sub back: told %d sockets to resync", self.socket_count)
+            if self.socket_count:
+                log.warning("pub/sub back: told %d sockets to resync", self.socket_count)
 
     def _all(self) -> list:
         return [socket for sockets in self._sockets.values() for socket in sockets]
