@@ -42,36 +42,30 @@ async def test_declared_body_far_over_hard_cap_is_json_413(new_client):
     assert_json_error(response, 413)
 
 
-@pytest.mark.gen_test
-async def test_chunked_body_over_limit_is_json_413(http_client, base_url):
+async def post_chunked(http_client, url: str, chunks: list[bytes]):
+    """POSTs a body with no Content-Length, sent chunk by chunk."""
+
     async def produce(write):
-        for _ in range(20):
-            await write(b"a" * 8192)
+        for chunk in chunks:
+            await write(chunk)
 
     request = HTTPRequest(
-        base_url + "/api/reg",
-        method="POST",
-        body_producer=produce,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        url, method="POST", body_producer=produce, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
-    response = await http_client.fetch(request, raise_error=False)
+    return await http_client.fetch(request, raise_error=False)
+
+
+@pytest.mark.gen_test
+async def test_chunked_body_over_limit_is_json_413(http_client, base_url):
+    response = await post_chunked(http_client, base_url + "/api/reg", [b"a" * 8192] * 20)
     assert response.code == 413
     assert json.loads(response.body) == {"error": "request body too large"}
 
 
 @pytest.mark.gen_test
 async def test_chunked_body_within_limit_works(http_client, base_url, sync_redis):
-    async def produce(write):
-        await write(b"name=chunky&password=long+enough")
-        await write(b"&email=c%40example.org")
-
-    request = HTTPRequest(
-        base_url + "/api/reg",
-        method="POST",
-        body_producer=produce,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    response = await http_client.fetch(request, raise_error=False)
+    chunks = [b"name=chunky&password=long+enough", b"&email=c%40example.org"]
+    response = await post_chunked(http_client, base_url + "/api/reg", chunks)
     assert response.code == 201
     assert sync_redis.get("name:chunky") is not None
 
