@@ -131,7 +131,7 @@ def report(args, generator, seeded, api: str, bare: str) -> None:
     budgets = {targets[1].name: 0.50, targets[2].name: 0.45, targets[3].name: 0.45}
 
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {_cpu_model()}, Python {platform.python_version()}, "
-          f"Redis {seeded.redis_version}, load generator {generator} (1 thread, {args.connections} connections)")
+          f"Redis {seeded.redis_version}, load generator {generator} ({_load_shape(generator, args.connections)})")
     print(f"{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'budget':>7} {'errors':>6}")
     for name, result in results.items():
         budget = budgets.get(name)
@@ -158,6 +158,10 @@ def report(args, generator, seeded, api: str, bare: str) -> None:
     quiet_p99, busy_p99 = median_result(quiet).p99_ms, median_result(busy).p99_ms
     print(f"GET /api/chats p99: {quiet_p99:.2f} ms alone, {busy_p99:.2f} ms during 10 concurrent logins: "
           f"ratio {busy_p99 / quiet_p99:.2f} (budget <= 2.00)")  # fmt: skip
+
+
+def _load_shape(generator: str, connections: int) -> str:
+    return f"1 thread, {connections} connections" if generator == "wrk" else f"1 process, {connections} users"
 
 
 def _cpu_model() -> str:
