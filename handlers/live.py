@@ -63,8 +63,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         await self.hub.join(self)
         # Subscribed and confirmed: anything that happens from now on will
         # arrive. A logout before the subscription is caught here.
-        if not await self.session_is_valid():
-            return
+        if not await self.session_is_valid() or self._closed():
+            return  # (closed while subscribing: on_close has run, start nothing)
         self.deliver(encode_event("ready", user_id=self.user_id))
         self._session_checks = PeriodicCallback(
             self.session_is_valid, self.config.ws_session_check_secs * 1000
@@ -113,9 +113,12 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             reply = encode_event("error", request_id=request_id, status=status, error=message)
         self.deliver(reply)
 
+    def _closed(self) -> bool:
+        return self.ws_connection is None or self.ws_connection.is_closing()
+
     def deliver(self, event: str | bytes) -> None:
         """Queues an event for the client; a client that falls too far behind is dropped."""
-        if self.ws_connection is None or self.ws_connection.is_closing():
+        if self._closed():
             return
         data = event.encode() if isinstance(event, str) else event
         size = len(data)
