@@ -9,7 +9,7 @@ import unicodedata
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
-_ID_RE = re.compile(r"[0-9]{1,15}")  # below 2**53: exact in JSON and in Lua
+_ID_RE = re.compile(r"[0-9]{1,14}")  # Lua writes numbers with 14 significant digits
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 

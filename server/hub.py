@@ -38,10 +38,9 @@ class Hub:
         return sum(len(s) for s in self._sockets.values())
 
     async def join(self, socket) -> None:
-        first = not self._sockets[socket.user_id]
+        """Returns once the user's subscription is confirmed (at once if it already is)."""
         self._sockets[socket.user_id].add(socket)
-        if first:
-            await self._feed.subscribe(socket.user_id)
+        await self._feed.subscribe(socket.user_id)
 
     async def leave(self, socket) -> None:
         sockets = self._sockets.get(socket.user_id)

@@ -94,23 +94,26 @@ class EventFeed:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(channel, []).append(waiter)
-        if self.connected:
-            await self._send("subscribe", channel)
-        # Otherwise the next connection subscribes to everyone in _user_ids.
-        with contextlib.suppress(asyncio.TimeoutError):
+        # Sent on any connection there is, live or still subscribing; with
+        # none, the next one subscribes to everyone in _user_ids.
+        await self._send("subscribe", channel)
+        try:
             await asyncio.wait_for(waiter, CONFIRM_SECS)
+        except asyncio.TimeoutError:
+            waiters = self._waiters.get(channel, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     async def unsubscribe(self, user_id: int) -> None:
         channel = keys.user_events_channel(user_id)
         self._user_ids.discard(user_id)
         self._confirmed.discard(channel)
-        if self.connected:
-            await self._send("unsubscribe", channel)
+        await self._send("unsubscribe", channel)
 
     async def _send(self, command: str, channel: str) -> None:
         pubsub = self._pubsub
-        if pubsub is None:
-            return
+        if pubsub is None or pubsub.connection is None:
+            return  # _listen subscribes everyone in _user_ids once connected
         try:
             await getattr(pubsub, command)(channel)
         except _LOST:
@@ -136,6 +139,11 @@ class EventFeed:
         self._pubsub = self._redis.pubsub()
         channels = [keys.SESSIONS_ENDED_CHANNEL, *(keys.user_events_channel(u) for u in self._user_ids)]
         await self._pubsub.subscribe(*channels)
+        # Users who joined while that was being sent had no connection to send
+        # on (see _send); from here on they do.
+        missing = {keys.user_events_channel(u) for u in self._user_ids} - set(channels)
+        if missing:
+            await self._pubsub.subscribe(*missing)
         self._last_heard = time.monotonic()
         while True:
             message = await self._pubsub.get_message(timeout=PING_SECS)
@@ -150,8 +158,11 @@ class EventFeed:
 
     def _handle(self, message: dict) -> None:
         kind, channel = message["type"], message.get("channel")
-        if kind == "subscribe":
-            self._confirmed.add(channel)
+        if kind == "unsubscribe":
+            self._confirmed.discard(channel)
+        elif kind == "subscribe":
+            if channel == keys.SESSIONS_ENDED_CHANNEL or keys.user_id_of_events_channel(channel) in self._user_ids:
+                self._confirmed.add(channel)  # (not when an unsubscribe overtook it)
             for waiter in self._waiters.pop(channel, []):
                 if not waiter.done():
                     waiter.set_result(None)

@@ -107,7 +107,7 @@ async def test_check_order_after_the_session(make_user):
 # Ids in the path and the query
 
 
-BAD_IDS = ["abc", "1.5", "-1", "0", "1e3", "0x1", "9999999999999999", "%20", "1%2C2"]
+BAD_IDS = ["abc", "1.5", "-1", "0", "1e3", "0x1", "999999999999999", "%20", "1%2C2"]
 ID_ENDPOINTS = [
     ("GET", "/api/chats/{id}", None),
     ("POST", "/api/chats/{id}", {"content": "hi"}),
