@@ -7,19 +7,22 @@ may hold a chat the user is not in (listing checks the member set and skips
 it), but never lacks one they are in.
 """
 
+import asyncio
 import contextlib
 
 import orjson
 
+import redis.exceptions
 from redis.exceptions import LockError
 
-from . import keys
+from . import deadline, keys
 from .errors import Conflict, Forbidden, NotFound
 from .events import encode_event, publish
 from .records import new_chat_summary, utc_now_iso
 from .users import is_live
 
 CREATE_LOCK_SECS = 5
+LOCK_WAIT_SECS = 1  # at most half what is left of the deadline: a busy lock is a 409, not a 503
 
 
 class ChatStore:
@@ -34,7 +37,7 @@ class ChatStore:
         lock = self._redis.lock(
             keys.user_chat_creation_lock_key(user_id),
             timeout=CREATE_LOCK_SECS,
-            blocking_timeout=CREATE_LOCK_SECS,
+            blocking_timeout=min(LOCK_WAIT_SECS, (deadline.remaining() or LOCK_WAIT_SECS * 2) / 2),
         )
         if not await lock.acquire():
             raise Conflict("another chat is being created; try again")
@@ -43,8 +46,10 @@ class ChatStore:
                 raise Conflict("you already have a chat with this title")
             chat_id = await self._create(user_id, title)
         finally:
-            with contextlib.suppress(LockError):  # expired meanwhile: nothing to release
-                await lock.release()
+            # Bounded even after the request's deadline fired: this runs then too.
+            with contextlib.suppress(LockError, TimeoutError, redis.exceptions.RedisError):
+                async with asyncio.timeout(CREATE_LOCK_SECS):
+                    await lock.release()
         if not await is_live(self._redis, user_id):
             # The account was deleted while this ran: undo, as its deletion would.
             await self.remove_member(user_id, chat_id, user_id)
@@ -136,11 +141,16 @@ class ChatStore:
 
     async def leave_all(self, user_id: int) -> None:
         """Takes the user out of every chat they are in (for account deletion)."""
-        for chat_id in await self._redis.smembers(keys.user_chats_key(user_id)):
-            try:
-                await self.remove_member(user_id, int(chat_id), user_id)
-            except (NotFound, Forbidden):
-                await self._unindex(user_id, int(chat_id))
+        # However many chats: each one is a step with its own deadline.
+        async with deadline.excluded():
+            async with deadline.step():
+                chat_ids = await self._redis.smembers(keys.user_chats_key(user_id))
+            for chat_id in chat_ids:
+                async with deadline.step():
+                    try:
+                        await self.remove_member(user_id, int(chat_id), user_id)
+                    except (NotFound, Forbidden):
+                        await self._unindex(user_id, int(chat_id))
 
     async def _unindex(self, user_id: int, chat_id: int) -> None:
         """Takes a chat out of the user's index, unless they are (again) a member.

@@ -14,6 +14,7 @@ import contextvars
 from .errors import Unavailable
 
 _current: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar("deadline", default=None)
+_length: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline_length", default=None)
 
 
 @contextlib.asynccontextmanager
@@ -21,11 +22,12 @@ async def within(seconds: float):
     """Raises Unavailable if the body runs longer than `seconds`."""
     try:
         async with asyncio.timeout(seconds) as timeout:
-            token = _current.set(timeout)
+            token, length_token = _current.set(timeout), _length.set(seconds)
             try:
                 yield
             finally:
                 _current.reset(token)
+                _length.reset(length_token)
     except TimeoutError:
         if timeout.expired():
             raise Unavailable("storage did not answer in time") from None
@@ -46,3 +48,23 @@ async def excluded():
         yield
     finally:
         timeout.reschedule(loop.time() + remaining)
+
+
+@contextlib.asynccontextmanager
+async def step():
+    """A fresh deadline as long as the request's, for one step of a long job
+    (run under `excluded()`): each step is bounded, the job is not."""
+    seconds = _length.get()
+    if seconds is None:
+        yield
+        return
+    async with within(seconds):
+        yield
+
+
+def remaining() -> float | None:
+    """Seconds left before the current deadline, or None outside one."""
+    timeout = _current.get()
+    if timeout is None or timeout.when() is None:
+        return None
+    return max(0.0, timeout.when() - asyncio.get_running_loop().time())

@@ -40,10 +40,10 @@ async def publish(redis_client, user_id: int, event: str) -> None:
     await redis_client.publish(keys.user_events_channel(user_id), event)
 
 
-async def publish_session_ended(redis_client, user_id: int, digest: str | None) -> None:
-    """One session of the user ended (digest), or all of them (None)."""
-    payload = json.dumps({"user_id": user_id, "session": digest})
-    await redis_client.publish(keys.SESSIONS_ENDED_CHANNEL, payload)
+def publish_session_ended(pipe, user_id: int, digest: str | None) -> None:
+    """Queues, in the transaction that ends them, the news that one session of
+    the user ended (digest) or all of them (None): no end goes unannounced."""
+    pipe.publish(keys.SESSIONS_ENDED_CHANNEL, json.dumps({"user_id": user_id, "session": digest}))
 
 
 class EventFeed:

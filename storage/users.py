@@ -171,9 +171,9 @@ class UserStore:
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(keys.session_key(user_id, digest))
         pipe.zrem(keys.user_sessions_key(user_id), digest)
+        publish_session_ended(pipe, user_id, digest)
         await pipe.execute()
         self._session_cache.evict(user_id, digest)  # here at once; elsewhere via pub/sub
-        await publish_session_ended(self._redis, user_id, digest)
 
     async def end_all_sessions(self, user_id: int) -> None:
         sessions = keys.user_sessions_key(user_id)
@@ -182,11 +182,11 @@ class UserStore:
             digests = await pipe.zrange(sessions, 0, -1)
             pipe.multi()
             pipe.delete(sessions, *(keys.session_key(user_id, d) for d in digests))
+            publish_session_ended(pipe, user_id, None)
 
         # WATCH: a login racing with this cannot leave a session behind.
         await self._redis.transaction(end, sessions)
         self._session_cache.evict(user_id, None)
-        await publish_session_ended(self._redis, user_id, None)
 
     # Names and passwords
 

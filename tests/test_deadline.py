@@ -38,3 +38,23 @@ async def test_a_stuck_redis_gets_a_prompt_json_503(make_user, sync_redis):
     assert DEADLINE_SECS <= waited < DEADLINE_SECS + 1.0
     await asyncio.sleep(3.0)  # let the pause end: Redis then serves the client again
     assert (await alice.get(chat)).code == 200
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_deleting_an_account_in_many_chats_is_not_cut_short(make_user, storage, sync_redis):
+    alice = await make_user()
+    for index in range(1000):  # leaving them all takes several deadlines' worth
+        await storage.chats.create(alice.user_id, f"chat {index}")
+    started = time.monotonic()
+    response = await alice.delete(f"/api/user/{alice.user_id}")
+    assert response.code == 200, response
+    assert time.monotonic() - started > DEADLINE_SECS
+    assert sync_redis.keys("chat:*") == [] and sync_redis.keys(f"user:{{{alice.user_id}}}*") == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_busy_creation_lock_is_a_409_not_a_503(make_user, sync_redis):
+    alice = await make_user()
+    sync_redis.set(f"user:{{{alice.user_id}}}:lock:create_chat", "held by someone else", px=5000)
+    response = await alice.post("/api/chats", {"title": "later"})
+    assert response.code == 409 and response.json() == {"error": "another chat is being created; try again"}
