@@ -65,9 +65,6 @@ class Settings:
     redis_max_connections: int = 64
     redis_timeout_secs: float = 2.0
 
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **changes)
-
 
 def _parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
