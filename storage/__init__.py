@@ -21,7 +21,6 @@ class Storage:
     """All stores over one Redis client, and this process's event feed."""
 
     def __init__(self, redis, *, bcrypt_cost: int, bcrypt_threads: int, token_ttl_secs: int):
-        self.redis = redis
         scripts = Scripts(redis)
         self.feed = EventFeed(redis)
         self.passwords = PasswordHasher(cost=bcrypt_cost, threads=bcrypt_threads)

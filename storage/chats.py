@@ -50,10 +50,7 @@ class ChatStore:
             with contextlib.suppress(LockError, TimeoutError, redis.exceptions.RedisError):
                 async with asyncio.timeout(CREATE_LOCK_SECS):
                     await lock.release()
-        if not await is_live(self._redis, user_id):
-            # The account was deleted while this ran: undo, as its deletion would.
-            await self.remove_member(user_id, chat_id, user_id)
-            raise NotFound("user not found")
+        await self._undo_if_deleted(user_id, chat_id)
         await publish(self._redis, user_id, encode_event("chat_created", chat_id=chat_id, title=title))
         return chat_id
 
@@ -128,10 +125,7 @@ class ChatStore:
         # Again after the script: a leave racing with this add may have just
         # taken the entry out.
         await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
-        if not await is_live(self._redis, new_member_id):
-            # Deleted meanwhile; its deletion may already have left its chats.
-            await self.remove_member(new_member_id, chat_id, new_member_id)
-            raise NotFound("user not found")
+        await self._undo_if_deleted(new_member_id, chat_id)
 
     async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
         """The owner removes a member, or a member (user_id == member_id) leaves."""
@@ -161,6 +155,13 @@ class ChatStore:
         await self._redis.srem(keys.user_chats_key(user_id), chat_id)
         if await self._redis.zscore(keys.chat_members_key(chat_id), user_id) is not None:
             await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
+
+    async def _undo_if_deleted(self, user_id: int, chat_id: int) -> None:
+        """If the account's deletion began while the user was put into this chat,
+        takes them out again (its leave_all may already have run) and raises NotFound."""
+        if not await is_live(self._redis, user_id):
+            await self.remove_member(user_id, chat_id, user_id)
+            raise NotFound("user not found")
 
     async def _titles_of(self, user_id: int) -> set[str]:
         return {chat["title"] for chat in await self.list_for(user_id)}
