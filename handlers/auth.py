@@ -1,7 +1,5 @@
 """Registration, login and logout."""
 
-from storage import NotFound
-
 from .base import BaseHandler
 from .validation import BadInput
 
@@ -15,7 +13,14 @@ class RegistrationMixin:
         name = self.rules.name(self.arg("name"))
         password = self.rules.password(self.arg("password"))
         email = self.rules.email(self.arg("email"))
-        user_id = await self.storage.users.register(name, email, password)
+        attempt = await self.storage.limits.registration(self.client_address())
+        try:
+            user_id = await self.storage.users.register(name, email, password)
+        except Exception:
+            # Only accounts made count. (Not on cancellation: the deadline
+            # has fired, and Redis may not answer.)
+            await attempt.give_back()
+            raise
         await self.start_session(user_id)
         self.set_header("Location", "/api/chats")
         self.reply(201, id=user_id)
@@ -39,18 +44,22 @@ class LoginHandler(BaseHandler):
         except BadInput:
             raise BadInput(LOGIN_FAILED) from None
         password = self.arg("password") or ""
-        user_id = await self.storage.users.authenticate(name, password)
-        if user_id is None:
+        # Counted as a failure until it succeeds: concurrent guesses cannot
+        # slip past the limit while bcrypt runs.
+        attempt = await self.storage.limits.login_attempt(name.lower(), self.client_address())
+        session = await self.storage.users.login(name, password)
+        if session is None:
             raise BadInput(LOGIN_FAILED)
-        try:
-            await self.start_session(user_id)
-        except NotFound:
-            raise BadInput(LOGIN_FAILED) from None  # deleted since the password check
+        await attempt.succeeded()
+        await self.start_session(*session)
         self.set_header("Location", "/api/chats")
         self.reply(200)
 
 
 class LogoutHandler(BaseHandler):
+    # GET changes something here too: a cross-site link must not log anyone out.
+    writing_methods = ("GET", "POST")
+
     async def get(self):
         await self.storage.users.end_session(self.user_id, self.get_cookie("token"))
         self.expire_session_cookies()

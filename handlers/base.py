@@ -1,8 +1,10 @@
 """What every handler shares: checks in the documented order, body parsing,
 the session, cookies, and the one JSON error shape.
 
-Order of checks: 405 (method) -> 413 (body size) -> 401 (session) ->
-400 (input) -> 404 (object) -> 403 (access) -> 409 (conflict).
+Order of checks: 405 (method) -> 413 (body size) -> 403 (a write from
+another site) -> 401 (session) -> 400 (input) -> 404 (object) -> 403
+(access) -> 409 (conflict); 429 (rate limit) comes just before the work it
+protects (password checks, storing a message).
 """
 
 import functools
@@ -14,9 +16,10 @@ import redis.exceptions
 from tornado import httputil
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
-from storage import deadline
+from storage import Forbidden, RateLimited, deadline
 
 from .errors import expected_error, status_message
+from .request_source import request_source
 from .validation import BadInput, string_fields
 
 log = logging.getLogger("chat.http")
@@ -31,6 +34,7 @@ class ApiMixin:
         self.config = settings
         self.rules = rules
         self.user_id: int | None = None
+        self.source = request_source(settings)
 
     async def authenticate(self) -> int:
         """The user id of a valid session from the cookies, else HTTP 401."""
@@ -58,6 +62,8 @@ class ApiMixin:
             self.set_header("Allow", ", ".join(self._allowed_methods()))
         if status_code == 413:
             self.set_header("Connection", "close")
+        if isinstance(exc, RateLimited):
+            self.set_header("Retry-After", str(exc.retry_after_secs))
         self.write_json({"error": message})
 
     def log_exception(self, typ, value, tb) -> None:
@@ -83,6 +89,8 @@ class ApiMixin:
 class BaseHandler(ApiMixin, RequestHandler):
     # Methods that need no session (registration, login).
     public_methods: tuple[str, ...] = ()
+    # Methods that change something: refused when a browser sends them from another site.
+    writing_methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")
 
     def __init_subclass__(cls, **kwargs):
         # Every verb's storage work runs under the request's deadline.
@@ -107,6 +115,8 @@ class BaseHandler(ApiMixin, RequestHandler):
     async def prepare(self):
         self._check_method()
         self._check_declared_size()
+        if self.request.method in self.writing_methods and self.source.is_cross_site(self.request):
+            raise Forbidden("cross-site requests may not change anything")
         if self.request.method not in self.public_methods:
             self.user_id = await self.authenticate()
 
@@ -158,10 +168,15 @@ class BaseHandler(ApiMixin, RequestHandler):
         except UnicodeDecodeError:
             raise BadInput(f"{name} is not valid UTF-8") from None
 
+    def client_address(self) -> str:
+        return self.source.client_address(self.request)
+
     # Session
 
-    async def start_session(self, user_id: int) -> None:
-        token = await self.storage.users.create_session(user_id)
+    async def start_session(self, user_id: int, token: str | None = None) -> None:
+        """Sets the session cookies; a new session unless `token` is given."""
+        if token is None:
+            token = await self.storage.users.create_session(user_id)
         days = self.config.token_ttl_secs / 86400
         for name, value in (("user_id", str(user_id)), ("token", token)):
             self.set_cookie(

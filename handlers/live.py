@@ -9,7 +9,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from storage import Forbidden, Unavailable, deadline
+from storage import Forbidden, RateLimited, Unavailable, deadline
 from storage.events import encode_event
 from storage.users import token_digest
 
@@ -46,12 +46,15 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         # Tornado answers these in plain text or HTML; ours are JSON.
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise BadInput("this endpoint needs a WebSocket upgrade (Upgrade: websocket)")
-        origin = self.request.headers.get("Origin")
-        if origin and not self.check_origin(origin):
+        if self.source.is_cross_site(self.request):
             raise Forbidden("cross-origin WebSocket connections are not allowed")
         if self.request.headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):
             raise HTTPError(426)
         await super().get(*args, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        # The same rule as the HTTP writes (handlers/request_source.py).
+        return not self.source.is_cross_site(self.request)
 
     def write_error(self, status_code: int, **kwargs) -> None:
         if status_code == 426:
@@ -106,11 +109,16 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             if not await self.session_is_valid(fresh=False):
                 return
             async with deadline.within(self.config.redis_timeout_secs):
-                chat_id, message_id = await send_message(self, request.get("chat_id"), request.get("content"))
-            reply = encode_event("ack", request_id=request_id, chat_id=chat_id, message_id=message_id)
+                chat_id, sent = await send_message(
+                    self, request.get("chat_id"), request.get("content"), request.get("idempotency_key")
+                )
+            # `replayed` only on a retry answered from its first send, as HTTP's header.
+            replayed = {"replayed": True} if sent.replayed else {}
+            reply = encode_event("ack", request_id=request_id, chat_id=chat_id, message_id=sent.message_id, **replayed)
         except Exception as exc:
             status, message = _describe(exc)
-            reply = encode_event("error", request_id=request_id, status=status, error=message)
+            extra = {"retry_after": exc.retry_after_secs} if isinstance(exc, RateLimited) else {}
+            reply = encode_event("error", request_id=request_id, status=status, error=message, **extra)
         self.deliver(reply)
 
     def _closed(self) -> bool:

@@ -3,12 +3,16 @@
 from .base import BaseHandler
 
 
-async def send_message(handler, raw_chat_id: str | None, raw_content: str | None) -> tuple[int, int]:
-    """Checks and stores a message; (chat id, message id). Shared by HTTP and the socket."""
+async def send_message(handler, raw_chat_id: str | None, raw_content: str | None, raw_key: str | None):
+    """Checks and stores a message; (chat id, storage.messages.Sent). Shared
+    by HTTP and the socket. A retry with the same idempotency key still
+    counts against the sender's rate."""
     chat_id = handler.rules.entity_id(raw_chat_id, "chat_id")
     content = handler.rules.content(raw_content)
-    message_id = await handler.storage.messages.send(handler.user_id, chat_id, content)
-    return chat_id, message_id
+    key = handler.rules.idempotency_key(raw_key)
+    await handler.storage.limits.message(handler.user_id)
+    sent = await handler.storage.messages.send(handler.user_id, chat_id, content, key)
+    return chat_id, sent
 
 
 class ChatHandler(BaseHandler):
@@ -24,8 +28,12 @@ class ChatHandler(BaseHandler):
         self.write('{"messages":[' + ",".join(page) + "]}")
 
     async def post(self, raw_chat_id: str):
-        _, message_id = await send_message(self, raw_chat_id, self.arg("content"))
-        self.reply(201, id=message_id)
+        _, sent = await send_message(
+            self, raw_chat_id, self.arg("content"), self.request.headers.get("Idempotency-Key")
+        )
+        if sent.replayed:
+            self.set_header("Idempotent-Replayed", "true")
+        self.reply(201, id=sent.message_id)
 
     async def put(self, raw_chat_id: str):
         """Rename the chat (any member)."""

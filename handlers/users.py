@@ -1,6 +1,6 @@
 """/api/user[/{user_id}]: looking people up, registering, editing and deleting accounts."""
 
-from storage import Forbidden
+from storage import Conflict, Forbidden
 
 from .auth import RegistrationMixin
 from .base import BaseHandler
@@ -24,15 +24,29 @@ class UserHandler(RegistrationMixin, BaseHandler):
         await self.register()
 
     async def put(self, raw_user_id: str | None = None):
-        """Change the caller's own name and/or email."""
+        """Change the caller's own name, email and/or password.
+
+        A new password needs the current one, and ends every other session.
+        """
         user_id = self.rules.entity_id(raw_user_id, "user_id")
-        name, email = self.arg("name"), self.arg("email")
-        if name is None and email is None:
-            raise BadInput("name or email is required")
+        name, email, password = self.arg("name"), self.arg("email"), self.arg("password")
+        if name is None and email is None and password is None:
+            raise BadInput("name, email or password is required")
         name = None if name is None else self.rules.name(name)
         email = None if email is None else self.rules.email(email)
+        current = None
+        if password is not None:
+            password = self.rules.password(password)
+            current = self.arg("current_password")
+            if not current:
+                raise BadInput("current_password is required to change the password")
         await self._check_own_account(user_id)
-        await self.storage.users.update(user_id, name=name, email=email)
+        checked = None if password is None else await self._check_current_password(user_id, current)
+        if name is not None or email is not None:
+            await self.storage.users.update(user_id, name=name, email=email)
+        if checked is not None:
+            if not await self.storage.users.set_password(user_id, checked, password, self.get_cookie("token")):
+                raise Conflict("the password was changed by another request; try again")
         self.reply(200)
 
     async def delete(self, raw_user_id: str | None = None):
@@ -42,6 +56,17 @@ class UserHandler(RegistrationMixin, BaseHandler):
         await self.storage.users.delete(user_id)
         self.expire_session_cookies()
         self.reply(200)
+
+    async def _check_current_password(self, user_id: int, current: str) -> str:
+        """The stored hash, if `current` is the password; a wrong one counts
+        as a failed login (a stolen session must not be able to guess it)."""
+        name = (await self.storage.users.get(user_id))["name"]
+        attempt = await self.storage.limits.login_attempt(name.lower(), self.client_address())
+        checked = await self.storage.users.check_password(user_id, current)
+        if checked is None:
+            raise Forbidden("current_password is wrong")
+        await attempt.succeeded()
+        return checked
 
     async def _check_own_account(self, user_id: int) -> None:
         """404 for an unknown user, 403 for anyone else's account."""

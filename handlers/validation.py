@@ -11,6 +11,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 _ID_RE = re.compile(r"[0-9]{1,14}")  # Lua writes numbers with 14 significant digits
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
 
 
 class BadInput(ValueError):
@@ -129,6 +130,13 @@ class Rules:
         if not _ID_RE.fullmatch(value) or not 1 <= int(value) <= top:
             raise BadInput(f"limit must be an integer from 1 to {top}")
         return int(value)
+
+    def idempotency_key(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _IDEMPOTENCY_KEY_RE.fullmatch(value):
+            raise BadInput("Idempotency-Key must be 1-255 visible ASCII characters")
+        return value
 
     def session(self, user_id: str | None, token: str | None) -> tuple[int, str] | None:
         """The (user id, token) of well-formed session cookies, else None."""

@@ -65,9 +65,4 @@ def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
 
 
 def make_storage(client: redis.asyncio.Redis, settings: Settings) -> Storage:
-    return Storage(
-        client,
-        bcrypt_cost=settings.bcrypt_cost,
-        bcrypt_threads=settings.bcrypt_threads,
-        token_ttl_secs=settings.token_ttl_secs,
-    )
+    return Storage(client, settings)

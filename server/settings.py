@@ -25,16 +25,35 @@ class Settings:
     # Bind with SO_REUSEPORT (set by the supervisor for its workers).
     reuse_port: bool = False
 
-    # Tools (load tests, benchmarks) pass `--rate-limits off`. There are no
-    # rate limits yet (they come with the reliability work), so today this
-    # changes nothing; it exists so that those commands keep working then.
+    # Rate limits, kept in Redis so they hold across processes. Tools (load
+    # tests, benchmarks) pass `--rate-limits off`. The defaults never stop a
+    # person chatting by hand.
     rate_limits: bool = True
+    # Failed logins (a wrong current password counts too), in a sliding window.
+    login_failures_per_name: int = 5
+    login_failures_per_address: int = 50
+    login_window_secs: int = 15 * 60
+    # Accounts created per client address, in a sliding window.
+    registrations_per_address: int = 20
+    registration_window_secs: int = 3600
+    # Messages per user: a burst, then a steady rate (HTTP and socket sends).
+    message_burst: int = 30
+    messages_per_sec: float = 5.0
+    # Comma-separated addresses or networks of reverse proxies whose
+    # X-Forwarded-For is believed; empty: the connection's address is the client.
+    trusted_proxies: str = ""
+    # Comma-separated origins (https://app.example.org) allowed to send
+    # cookie-authenticated writes besides the service's own host.
+    allowed_origins: str = ""
 
     # Sessions and passwords.
     bcrypt_cost: int = 12
     # Threads hashing passwords, at the lowest CPU priority; more logins wait.
     bcrypt_threads: int = 2
+    # A session ends at the first of: its absolute lifetime from login, or
+    # this long without a request.
     token_ttl_secs: int = 30 * 24 * 3600
+    token_idle_secs: int = 7 * 24 * 3600
     # Set when the service sits behind TLS, so cookies carry `Secure`.
     cookie_secure: bool = False
 
@@ -50,6 +69,8 @@ class Settings:
     hard_body_bytes: int = 16 * 1024 * 1024
     history_default_limit: int = 100
     history_max_limit: int = 1000
+    # How long a send's Idempotency-Key is remembered.
+    idempotency_ttl_secs: int = 24 * 3600
 
     # WebSocket.
     ws_ping_interval_secs: float = 20.0
@@ -64,6 +85,7 @@ class Settings:
     # Redis client.
     redis_max_connections: int = 64
     redis_timeout_secs: float = 2.0
+
 
 
 def _parse_bool(text: str) -> bool:

@@ -6,33 +6,56 @@ missing object.
 """
 
 from .chats import ChatStore
-from .errors import Conflict, Forbidden, NameTaken, NotFound, StorageError, Unavailable
+from .errors import (
+    Conflict,
+    Forbidden,
+    KeyReused,
+    NameTaken,
+    NotFound,
+    RateLimited,
+    StorageError,
+    Unavailable,
+)
 from .events import EventFeed
 from .messages import MessageStore
 from .passwords import PasswordHasher
+from .rate_limits import RateLimits
 from .scripts import Scripts
 from .session_cache import SessionCache
 from .users import UserStore
 
-__all__ = ["Storage", "StorageError", "NotFound", "Forbidden", "Conflict", "NameTaken", "Unavailable"]
+__all__ = [
+    "Storage",
+    "StorageError",
+    "NotFound",
+    "Forbidden",
+    "Conflict",
+    "NameTaken",
+    "Unavailable",
+    "RateLimited",
+    "KeyReused",
+]
 
 
 class Storage:
     """All stores over one Redis client, and this process's event feed."""
 
-    def __init__(self, redis, *, bcrypt_cost: int, bcrypt_threads: int, token_ttl_secs: int):
+    def __init__(self, redis, settings):
+        """`settings`: the service's Settings (any object with the same fields)."""
         scripts = Scripts(redis)
         self.feed = EventFeed(redis)
-        self.passwords = PasswordHasher(cost=bcrypt_cost, threads=bcrypt_threads)
+        self.passwords = PasswordHasher(cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
+        self.limits = RateLimits(redis, scripts, settings)
         self.chats = ChatStore(redis, scripts)
-        self.messages = MessageStore(scripts)
+        self.messages = MessageStore(scripts, idempotency_ttl_secs=settings.idempotency_ttl_secs)
         self.users = UserStore(
             redis,
             scripts,
             self.chats,
             SessionCache(self.feed),
             self.passwords,
-            token_ttl_secs=token_ttl_secs,
+            token_ttl_secs=settings.token_ttl_secs,
+            token_idle_secs=settings.token_idle_secs,
         )
 
     def start(self) -> None:

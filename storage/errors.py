@@ -27,3 +27,15 @@ class NameTaken(StorageError):
 
 class Unavailable(StorageError):
     """Redis did not answer within the request's deadline."""
+
+
+class RateLimited(StorageError):
+    """Too many attempts; allowed again after `retry_after_secs`."""
+
+    def __init__(self, message: str, retry_after_secs: int):
+        super().__init__(message)
+        self.retry_after_secs = retry_after_secs
+
+
+class KeyReused(StorageError):
+    """An idempotency key sent again with a different request."""

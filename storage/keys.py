@@ -86,3 +86,32 @@ def user_events_channel(user_id: int) -> str:
 def user_id_of_events_channel(channel: str) -> int:
     """The user id in a `user_events_channel` name."""
     return int(channel[len("user:{") : channel.index("}")])
+
+
+def send_idempotency_key(chat_id: int, user_id: int, key_digest: str) -> str:
+    """String "<message id>:<content digest>" with a TTL: the first send made
+    with one Idempotency-Key (SHA-256 of it) by one user in one chat."""
+    return f"chat:{{{chat_id}}}:sent:{user_id}:{key_digest}"
+
+
+# Rate limits. Each is one key, so each check is atomic on its own slot.
+
+
+def login_failures_by_name_key(folded_name: str) -> str:
+    """Sorted set: failed logins for a case-folded name (member: attempt id, score: ms)."""
+    return f"rate:login:name:{{{folded_name}}}"
+
+
+def login_failures_by_address_key(address: str) -> str:
+    """Sorted set: failed logins from one client address (an IPv6 /64)."""
+    return f"rate:login:addr:{{{address}}}"
+
+
+def registrations_by_address_key(address: str) -> str:
+    """Sorted set: accounts created from one client address."""
+    return f"rate:reg:addr:{{{address}}}"
+
+
+def message_rate_key(user_id: int) -> str:
+    """String: the user's send bucket (GCRA theoretical arrival time, ms)."""
+    return f"user:{{{user_id}}}:rate:send"

@@ -4,20 +4,42 @@ The stored JSON is exactly what the API returns, so a page of history goes
 from Redis to the client without being decoded.
 """
 
+import hashlib
+from typing import NamedTuple
+
+from . import keys
 from .events import encode_event
 from .records import message_json_tail, utc_now_iso
 
 
-class MessageStore:
-    def __init__(self, scripts):
-        self._scripts = scripts
+class Sent(NamedTuple):
+    message_id: int
+    replayed: bool  # an earlier send with the same idempotency key
 
-    async def send(self, user_id: int, chat_id: int, content: str) -> int:
-        """Stores a message from a member; returns its id (per chat, increasing)."""
-        (message_id,) = await self._scripts.run_chat(
-            "send_message", chat_id, user_id, message_json_tail(content), chat_id, utc_now_iso()
-        )
-        return message_id
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class MessageStore:
+    def __init__(self, scripts, *, idempotency_ttl_secs: int):
+        self._scripts = scripts
+        self._idempotency_ttl_secs = idempotency_ttl_secs
+
+    async def send(self, user_id: int, chat_id: int, content: str, idempotency_key: str | None = None) -> Sent:
+        """Stores a message from a member; its id is per chat and increasing.
+
+        With an idempotency key, a send this user already made to this chat
+        with the same key is not stored again: its first id comes back, with
+        `replayed` set; the same key with other content raises KeyReused.
+        """
+        args = [user_id, message_json_tail(content), chat_id, utc_now_iso()]
+        record = None
+        if idempotency_key is not None:
+            record = keys.send_idempotency_key(chat_id, user_id, _digest(idempotency_key))
+            args += [_digest(content), self._idempotency_ttl_secs]
+        message_id, replayed = await self._scripts.run_chat("send_message", chat_id, *args, extra_key=record)
+        return Sent(message_id, bool(replayed))
 
     async def history(
         self,

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.exceptions
 
 from . import keys
-from .errors import Conflict, Forbidden, NotFound
+from .errors import Conflict, Forbidden, KeyReused, NotFound
 
 _LUA_DIR = Path(__file__).with_name("lua")
 _CHAT_SCRIPTS = (
@@ -21,8 +21,17 @@ _CHAT_SCRIPTS = (
     "add_member",
     "remove_member",
 )
-_PLAIN_SCRIPTS = ("claim_name", "release_name", "create_session", "update_user")
-_STATUS_ERRORS = {"not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict}
+_PLAIN_SCRIPTS = (
+    "claim_name",
+    "release_name",
+    "create_session",
+    "touch_session",
+    "set_password",
+    "update_user",
+    "rate_window",
+    "rate_bucket",
+)
+_STATUS_ERRORS = {"not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict, "key_reused": KeyReused}
 
 
 def _source(name: str) -> str:
@@ -50,12 +59,16 @@ class Scripts:
                 raise redis.exceptions.OutOfMemoryError(str(exc)) from exc
             raise
 
-    async def run_chat(self, name: str, chat_id: int, actor_id: int, *args, member_id: int | None = None) -> list:
+    async def run_chat(
+        self, name: str, chat_id: int, actor_id: int, *args, member_id: int | None = None, extra_key: str | None = None
+    ) -> list:
         """Runs a chat script; returns what follows 'ok' or raises its error.
 
-        `member_id`: the user a script adds or removes (their member key is KEYS[5]).
+        `member_id`: the user a script adds or removes (their member key is KEYS[5]);
+        `extra_key`: one more key of the chat's slot, after those.
         """
-        status, *rest = await self.run(name, keys.chat_keys(chat_id, member_id), [actor_id, *args])
+        key_names = keys.chat_keys(chat_id, member_id) + ([extra_key] if extra_key else [])
+        status, *rest = await self.run(name, key_names, [actor_id, *args])
         if status != "ok":
             raise _STATUS_ERRORS[status](rest[0])
         return rest

@@ -4,7 +4,8 @@ Redis round trip that checks them.
 Trusted only while the process is subscribed to `sessions:ended`: every
 logout and account deletion evicts here within the pub/sub delay, the cache
 is emptied whenever the subscription drops, and an entry lives at most
-CACHE_SECS. A check that raced with a logout is not cached (the epoch).
+CACHE_SECS and never past half of the session's own time left. A check that raced
+with a logout is not cached (the epoch).
 """
 
 import time
@@ -32,13 +33,16 @@ class SessionCache:
             return False
         return True
 
-    def remember(self, user_id: int, digest: str, epoch: int) -> None:
-        """Caches a session found valid by a check that began at `epoch`."""
+    def remember(self, user_id: int, digest: str, epoch: int, secs_left: float) -> None:
+        """Caches a session found valid, with `secs_left` to live, by a check
+        that began at `epoch`."""
         if epoch != self.epoch or not self._feed.connected:
             return  # a logout may have landed while we asked Redis
         if len(self._valid_until) >= MAX_ENTRIES:
             self._valid_until.clear()
-        self._valid_until[(user_id, digest)] = time.monotonic() + CACHE_SECS
+        # Half of what is left: a session in use reaches Redis (which extends
+        # its idle timeout) before the timeout can run out.
+        self._valid_until[(user_id, digest)] = time.monotonic() + min(CACHE_SECS, secs_left / 2)
 
     def evict(self, user_id: int, digest: str | None) -> None:
         self.epoch += 1

@@ -24,13 +24,14 @@ def token_digest(token: str) -> str:
 
 
 class UserStore:
-    def __init__(self, redis, scripts, chats, session_cache, passwords, *, token_ttl_secs: int):
+    def __init__(self, redis, scripts, chats, session_cache, passwords, *, token_ttl_secs: int, token_idle_secs: int):
         self._redis = redis
         self._passwords = passwords
         self._scripts = scripts
         self._chats = chats
         self._session_cache = session_cache
         self._token_ttl_secs = token_ttl_secs
+        self._token_idle_secs = token_idle_secs
 
     # Accounts
 
@@ -60,11 +61,36 @@ class UserStore:
 
     async def authenticate(self, name: str, password: str) -> int | None:
         """The user id if name and password match, else None (same cost either way)."""
-        user_id = await self._live_owner(name.lower())
-        stored = None
-        if user_id is not None:
-            stored = await self._redis.hget(keys.user_key(user_id), "password")
-        return user_id if await self._passwords.check(password, stored) else None
+        user_id, _ = await self._check_password(name, password)
+        return user_id
+
+    async def login(self, name: str, password: str) -> tuple[int, str] | None:
+        """(user id, new session token) if name and password match, else None.
+
+        The session is refused if the password changed or the account went
+        away since the check, so a login racing either never outlives it.
+        """
+        user_id, checked_hash = await self._check_password(name, password)
+        if user_id is None:
+            return None
+        try:
+            return user_id, await self.create_session(user_id, checked_hash=checked_hash)
+        except NotFound:
+            return None
+
+    async def check_password(self, user_id: int, password: str) -> str | None:
+        """The stored hash if `password` is the user's, else None."""
+        stored = await self._redis.hget(keys.user_key(user_id), "password")
+        return stored if await self._passwords.check(password, stored) else None
+
+    async def set_password(self, user_id: int, checked_hash: str, new: str, keep_token: str) -> bool:
+        """Replaces the password if it is still `checked_hash` (else False),
+        and ends every session of the user but the one holding `keep_token`."""
+        hashed = await self._passwords.hash(new)
+        if not await self._scripts.run("set_password", [keys.user_key(user_id)], [checked_hash, hashed]):
+            return False
+        await self.end_other_sessions(user_id, token_digest(keep_token))
+        return True
 
     async def get(self, user_id: int) -> dict:
         """{"id", "name", "email"}; raises NotFound (also while being deleted)."""
@@ -133,15 +159,16 @@ class UserStore:
 
     # Sessions
 
-    async def create_session(self, user_id: int) -> str:
-        """A new token for the user, valid for the configured lifetime; raises
-        NotFound if the account is gone or being deleted."""
+    async def create_session(self, user_id: int, *, checked_hash: str = "") -> str:
+        """A new token for the user, valid for the configured lifetimes; raises
+        NotFound if the account is gone or being deleted, or its password is
+        no longer `checked_hash` (when given)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         digest = token_digest(token)
         created = await self._scripts.run(
             "create_session",
             [keys.user_key(user_id), keys.session_key(user_id, digest), keys.user_sessions_key(user_id)],
-            [digest, utc_now_iso(), self._token_ttl_secs, int(time.time())],
+            [digest, int(time.time()), self._token_ttl_secs, self._token_idle_secs, checked_hash],
         )
         if not created:
             raise NotFound("user not found")
@@ -154,15 +181,17 @@ class UserStore:
         if not fresh and cache.knows(user_id, digest):
             return True
         epoch = cache.epoch
-        # One round trip, one slot: the session key, and the account not marked
-        # deleted (a deletion cut short after marking must not leave it usable).
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(keys.session_key(user_id, digest))
-        pipe.hexists(keys.user_key(user_id), "deleted_at")
-        exists, deleting = await pipe.execute()
-        if not exists or deleting:
+        # One round trip, one slot: the session key, the account not marked
+        # deleted (a deletion cut short after marking must not leave it
+        # usable), and another idle timeout for the session.
+        secs_left = await self._scripts.run(
+            "touch_session",
+            [keys.user_key(user_id), keys.session_key(user_id, digest)],
+            [int(time.time()), self._token_idle_secs],
+        )
+        if not secs_left:
             return False
-        cache.remember(user_id, digest, epoch)
+        cache.remember(user_id, digest, epoch, secs_left)
         return True
 
     async def end_session(self, user_id: int, token: str) -> None:
@@ -188,7 +217,36 @@ class UserStore:
         await self._redis.transaction(end, sessions)
         self._session_cache.evict(user_id, None)
 
+    async def end_other_sessions(self, user_id: int, keep_digest: str) -> None:
+        """Ends every session of the user except one; their sockets are told to close."""
+        sessions = keys.user_sessions_key(user_id)
+        ended: list[str] = []
+
+        async def end(pipe):
+            ended[:] = [d for d in await pipe.zrange(sessions, 0, -1) if d != keep_digest]
+            pipe.multi()
+            if ended:
+                pipe.zrem(sessions, *ended)
+                pipe.delete(*(keys.session_key(user_id, d) for d in ended))
+            for digest in ended:
+                publish_session_ended(pipe, user_id, digest)
+
+        await self._redis.transaction(end, sessions)
+        for digest in ended:
+            self._session_cache.evict(user_id, digest)
+
     # Names and passwords
+
+    async def _check_password(self, name: str, password: str) -> tuple[int | None, str]:
+        """(user id, the stored hash) if name and password match, else (None, "");
+        an unknown name costs the same as a wrong password."""
+        user_id = await self._live_owner(name.lower())
+        stored = None
+        if user_id is not None:
+            stored = await self._redis.hget(keys.user_key(user_id), "password")
+        if await self._passwords.check(password, stored):
+            return user_id, stored
+        return None, ""
 
     async def _live_owner(self, folded: str) -> int | None:
         """Who holds a case-folded name, ignoring keys left by interrupted changes."""

@@ -26,7 +26,9 @@ def redis_url(tmp_path_factory):
 @pytest.fixture
 def settings():
     # bcrypt's cheapest cost keeps the suite fast; the algorithm is the same.
-    return Settings(bcrypt_cost=4)
+    # Rate limits are off, as for any tool that drives the API: tests send
+    # faster than people. tests/test_rate_limits.py turns them on.
+    return Settings(bcrypt_cost=4, rate_limits=False)
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ async def test_stored_message_is_the_api_json_exactly_as_sent(storage, sync_redi
     user_id = await new_user(storage, "quinn")
     chat_id = await storage.chats.create(user_id, "quotes")
     content = '  "quoted" \\ back\nslash 😀 </script>  '
-    message_id = await storage.messages.send(user_id, chat_id, content)
+    (message_id, _) = await storage.messages.send(user_id, chat_id, content)
     (raw,) = sync_redis.zrange(keys.chat_messages_key(chat_id), 0, -1)
     message = json.loads(raw)
     assert set(message) == {"id", "sender_id", "time", "content"}
@@ -196,8 +196,8 @@ async def test_stored_message_is_the_api_json_exactly_as_sent(storage, sync_redi
 async def test_concurrent_sends_get_distinct_increasing_ids(storage):
     user_id = await new_user(storage, "rita")
     chat_id = await storage.chats.create(user_id, "busy")
-    ids = await asyncio.gather(*(storage.messages.send(user_id, chat_id, f"m{i}") for i in range(200)))
-    assert sorted(ids) == list(range(1, 201))
+    sent = await asyncio.gather(*(storage.messages.send(user_id, chat_id, f"m{i}") for i in range(200)))
+    assert sorted(s.message_id for s in sent) == list(range(1, 201))
     page = await storage.messages.history(user_id, chat_id, limit=1000)
     assert [json.loads(m)["id"] for m in page] == list(range(1, 201))
 
@@ -231,8 +231,8 @@ async def test_delete_message_checks_sender_and_updates_summary(storage):
     other = await new_user(storage, "ugo")
     chat_id = await storage.chats.create(author, "edits")
     await storage.chats.add_member(author, chat_id, other)
-    first = await storage.messages.send(author, chat_id, "first")
-    second = await storage.messages.send(author, chat_id, "second")
+    first = (await storage.messages.send(author, chat_id, "first")).message_id
+    second = (await storage.messages.send(author, chat_id, "second")).message_id
     with pytest.raises(Forbidden):
         await storage.messages.delete(other, chat_id, second)
     await storage.messages.delete(author, chat_id, second)
@@ -288,7 +288,7 @@ async def test_the_listed_summary_keeps_text_exactly_through_lua(storage):
     content = '  line\n\t"quoted" \\ a/b \x01 😀 </script>  '
     chat_id = await storage.chats.create(user_id, "first")
     await storage.chats.rename(user_id, chat_id, title)
-    message_id = await storage.messages.send(user_id, chat_id, content)
+    (message_id, _) = await storage.messages.send(user_id, chat_id, content)
     (summary,) = await storage.chats.list_for(user_id)
     assert (summary["title"], summary["last_message"], summary["last_message_id"]) == (title, content, message_id)
     assert summary["sender_id"] == user_id and summary["owner_id"] == user_id

@@ -1,8 +1,21 @@
--- KEYS[3] messages; ARGV[2] the end of the message JSON: '"content":...}';
--- ARGV[3] the chat id; ARGV[4] the time now (ISO 8601 UTC). The id comes
--- from the chat's own counter inside the script, so concurrent sends get
--- distinct ids in the order they are stored; the time never goes back
--- against the message before (server clocks may differ a little).
+-- KEYS[3] messages; KEYS[5], when given, the send's idempotency record.
+-- ARGV[2] the end of the message JSON: '"content":...}'; ARGV[3] the chat
+-- id; ARGV[4] the time now (ISO 8601 UTC); with KEYS[5], ARGV[5] a digest
+-- of the content and ARGV[6] how long to keep the record (seconds).
+-- The id comes from the chat's own counter inside the script, so concurrent
+-- sends get distinct ids in the order they are stored; the time never goes
+-- back against the message before (server clocks may differ a little).
+-- Answers {'ok', id, replayed (0 or 1)}.
+if KEYS[5] then
+  local first = redis.call('GET', KEYS[5])
+  if first then
+    local first_id, first_digest = string.match(first, '^(%d+):(.*)$')
+    if first_digest ~= ARGV[5] then
+      return {'key_reused', 'this Idempotency-Key was already used for a different message'}
+    end
+    return {'ok', tonumber(first_id), 1}
+  end
+end
 local id = redis.call('HINCRBY', KEYS[1], 'last_message_id', 1)
 local time = ARGV[4]
 local previous = redis.call('HGET', KEYS[1], 'last_message_time')
@@ -12,6 +25,9 @@ end
 redis.call('HSET', KEYS[1], 'last_message_time', time)
 local message = '{"id":' .. id .. ',"sender_id":' .. ARGV[1] .. ',"time":"' .. time .. '",' .. ARGV[2]
 redis.call('ZADD', KEYS[3], id, message)
+if KEYS[5] then
+  redis.call('SET', KEYS[5], id .. ':' .. ARGV[5], 'EX', ARGV[6])
+end
 write_summary()
 publish_to_members('{"type":"message","chat_id":' .. ARGV[3] .. ',"message":' .. message .. '}')
-return {'ok', id}
+return {'ok', id, 0}

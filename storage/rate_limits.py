@@ -1,0 +1,94 @@
+"""Rate limits kept in Redis, so they hold across server processes.
+
+Counted attempts (failed logins, registrations) use a sliding-window log: an
+attempt is recorded before the costly work, which makes the limit exact under
+concurrency, and given back when it turns out not to count (a login that
+succeeds, a registration that fails). Sends use a burst and a steady rate.
+Both read Redis's clock, not this host's.
+"""
+
+import math
+import uuid
+
+from . import keys
+from .errors import RateLimited
+
+
+class RateLimits:
+    """The service's limits; `enabled=False` turns every one of them off."""
+
+    def __init__(self, redis, scripts, settings):
+        self._redis = redis
+        self._scripts = scripts
+        self._s = settings
+        self.enabled = settings.rate_limits
+
+    async def login_attempt(self, folded_name: str, address: str) -> "Attempt":
+        """Reserves a failed login for the name and the address; raises RateLimited."""
+        window = self._s.login_window_secs
+        return await self._reserve(
+            [
+                (keys.login_failures_by_name_key(folded_name), self._s.login_failures_per_name),
+                (keys.login_failures_by_address_key(address), self._s.login_failures_per_address),
+            ],
+            window,
+            "too many failed logins",
+        )
+
+    async def registration(self, address: str) -> "Attempt":
+        """Reserves an account creation for the address; raises RateLimited."""
+        return await self._reserve(
+            [(keys.registrations_by_address_key(address), self._s.registrations_per_address)],
+            self._s.registration_window_secs,
+            "too many new accounts from this address",
+        )
+
+    async def message(self, user_id: int) -> None:
+        """Takes one send from the user's bucket; raises RateLimited."""
+        if not self.enabled:
+            return
+        interval_ms = math.ceil(1000 / self._s.messages_per_sec)
+        wait_ms = await self._scripts.run(
+            "rate_bucket", [keys.message_rate_key(user_id)], [interval_ms, self._s.message_burst]
+        )
+        if wait_ms:
+            raise _limited("too many messages", wait_ms)
+
+    async def _reserve(self, limits: list[tuple[str, int]], window_secs: int, message: str) -> "Attempt":
+        attempt = Attempt(self._redis, uuid.uuid4().hex)
+        if not self.enabled:
+            return attempt
+        for key, limit in limits:
+            wait_ms = await self._scripts.run("rate_window", [key], [limit, window_secs * 1000, attempt.id])
+            if wait_ms:
+                await attempt.give_back()
+                raise _limited(message, wait_ms)
+            attempt.keys.append(key)
+        return attempt
+
+
+class Attempt:
+    """One reserved attempt in one or more sliding windows."""
+
+    def __init__(self, redis, attempt_id: str):
+        self._redis = redis
+        self.id = attempt_id
+        self.keys: list[str] = []
+
+    async def give_back(self) -> None:
+        """The attempt does not count after all."""
+        for key in self.keys:  # one key per call: each may be on its own slot
+            await self._redis.zrem(key, self.id)
+
+    async def succeeded(self) -> None:
+        """A login with the right password: the name's earlier failures are
+        forgotten (the first window), and this attempt counts nowhere."""
+        if self.keys:
+            await self._redis.delete(self.keys[0])
+        for key in self.keys[1:]:
+            await self._redis.zrem(key, self.id)
+
+
+def _limited(message: str, wait_ms: int) -> RateLimited:
+    secs = max(1, math.ceil(wait_ms / 1000))
+    return RateLimited(f"{message}: try again in {secs} s", secs)
