@@ -111,13 +111,18 @@ class EventFeed:
         await self._send("unsubscribe", channel)
 
     async def _send(self, command: str, channel: str) -> None:
-        pubsub = self._pubsub
-        if pubsub is None or pubsub.connection is None:
+        connection = self._pubsub.connection if self._pubsub is not None else None
+        if connection is None or not connection.is_connected:
             return  # _listen subscribes everyone in _user_ids once connected
         try:
-            await getattr(pubsub, command)(channel)
+            # Written straight to the socket: PubSub.subscribe() would, on a
+            # lost connection, reconnect from this task and read the
+            # handshake's answer while _listen reads the same socket, and
+            # both could wait forever. Here a failure only closes the
+            # connection; _run then reconnects and subscribes everyone.
+            await connection.send_command(command.upper(), channel, check_health=False)
         except _LOST:
-            pass  # _run reconnects and subscribes to everyone in _user_ids
+            pass
 
     async def _run(self) -> None:
         while True:
