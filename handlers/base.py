@@ -36,13 +36,14 @@ class ApiMixin:
         self.user_id: int | None = None
         self.source = request_source(settings)
 
-    async def authenticate(self) -> int:
-        """The user id of a valid session from the cookies, else HTTP 401."""
+    async def authenticate(self, *, fresh: bool = False) -> int:
+        """The user id of a valid session from the cookies, else HTTP 401;
+        `fresh` asks Redis rather than the process's session cache."""
         session = self.rules.session(self.get_cookie("user_id"), self.get_cookie("token"))
         if session is None:
             raise HTTPError(401)
         async with deadline.within(self.config.redis_timeout_secs):
-            if not await self.storage.users.has_session(*session):
+            if not await self.storage.users.has_session(*session, fresh=fresh):
                 raise HTTPError(401)
         return session[0]
 
@@ -85,6 +86,18 @@ class ApiMixin:
         ]
 
 
+def _checked(method):
+    """A verb that checks its caller first, all under the request's deadline."""
+
+    @functools.wraps(method)
+    async def run(self, *args, **kwargs):
+        async with deadline.within(self.config.redis_timeout_secs):
+            await self.check_caller()
+            return await method(self, *args, **kwargs)
+
+    return run
+
+
 @stream_request_body
 class BaseHandler(ApiMixin, RequestHandler):
     # Methods that need no session (registration, login).
@@ -93,11 +106,11 @@ class BaseHandler(ApiMixin, RequestHandler):
     writing_methods: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")
 
     def __init_subclass__(cls, **kwargs):
-        # Every verb's storage work runs under the request's deadline.
+        # Every verb checks its caller first, and runs under the request's deadline.
         super().__init_subclass__(**kwargs)
-        for verb in ("get", "post", "put", "delete"):
+        for verb in ("get", "post", "put", "delete", "patch"):
             if verb in cls.__dict__:
-                setattr(cls, verb, _within_deadline(cls.__dict__[verb]))
+                setattr(cls, verb, _checked(cls.__dict__[verb]))
 
     def initialize(self, storage, settings, rules):
         super().initialize(storage, settings, rules)
@@ -113,8 +126,14 @@ class BaseHandler(ApiMixin, RequestHandler):
         return None  # answers are per user and change constantly
 
     async def prepare(self):
+        # Only what can be told before the body arrives. Answering anything
+        # else here, with the body unread, would make Tornado drop the
+        # keep-alive connection: the caller checks wait for the verb.
         self._check_method()
         self._check_declared_size()
+
+    async def check_caller(self) -> None:
+        """A write from another site is 403; a missing or ended session 401."""
         if self.request.method in self.writing_methods and self.source.is_cross_site(self.request):
             raise Forbidden("cross-site requests may not change anything")
         if self.request.method not in self.public_methods:
@@ -213,16 +232,17 @@ class BaseHandler(ApiMixin, RequestHandler):
 
 
 class NotFoundHandler(BaseHandler):
-    """Every path no route matches."""
+    """Every path no route matches: 404 for any method, session or not."""
+
+    public_methods = writing_methods = ()
 
     async def prepare(self):
+        self._check_declared_size()
+
+    async def check_caller(self) -> None:
+        pass
+
+    async def get(self, *args, **kwargs):
         raise HTTPError(404)
 
-
-def _within_deadline(method):
-    @functools.wraps(method)
-    async def run(self, *args, **kwargs):
-        async with deadline.within(self.config.redis_timeout_secs):
-            return await method(self, *args, **kwargs)
-
-    return run
+    post = put = delete = patch = head = options = get

@@ -34,11 +34,14 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         self._token: str | None = None
         self._pending_bytes = 0
         self._session_checks: PeriodicCallback | None = None
+        self.is_ready = False  # `ready` sent: from then on it may need `resync`
 
     async def prepare(self):
         # Before the upgrade: no valid session, no socket (a JSON 401).
         self._check_method()
-        self.user_id = await self.authenticate()
+        # Asks Redis, not the session cache: a socket lives long, and a Redis
+        # that does not answer must be a 503 now, not a socket that never works.
+        self.user_id = await self.authenticate(fresh=True)
         self._token = self.get_cookie("token")
         self.session = token_digest(self._token)
 
@@ -69,6 +72,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         if not await self.session_is_valid() or self._closed():
             return  # (closed while subscribing: on_close has run, start nothing)
         self.deliver(encode_event("ready", user_id=self.user_id))
+        self.is_ready = True
         self._session_checks = PeriodicCallback(
             self.session_is_valid, self.config.ws_session_check_secs * 1000
         )

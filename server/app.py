@@ -53,6 +53,23 @@ def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
     No per-command timeout: each request has one deadline for all its Redis
     work (storage.deadline), which costs far less CPU. Connecting is bounded.
     """
+    import socket  # (kept local: only this function needs it)
+
+    tcp = {}
+    if url.startswith(("redis://", "rediss://")):
+        # Reads without a deadline (the pub/sub connection, idle pooled ones)
+        # must not wait forever on a host that vanished (a crash, a network
+        # cut): the kernel probes an idle connection after 10 s and drops it
+        # after ~25 s of silence, or when sent data stays unacknowledged that
+        # long. (A frozen redis-server on a live host still acknowledges at the
+        # TCP level: only the request deadline and the feed's pings catch that.)
+        options = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 25_000}
+        tcp = {
+            "socket_keepalive": True,
+            "socket_keepalive_options": {
+                getattr(socket, name): value for name, value in options.items() if hasattr(socket, name)
+            },
+        }
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
         max_connections=settings.redis_max_connections,
@@ -60,6 +77,7 @@ def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
         socket_timeout=None,
         socket_connect_timeout=settings.redis_timeout_secs,
         decode_responses=True,
+        **tcp,
     )
     return redis.asyncio.Redis(connection_pool=pool)
 

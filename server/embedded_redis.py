@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("chat.redis")
 
@@ -92,7 +94,9 @@ class EmbeddedRedis:
         if not os.path.exists(self.socket_path):
             return False
         try:
-            with redis.Redis(unix_socket_path=self.socket_path, socket_timeout=1) as client:
+            # No retries: redis-py's default backoff would spend seconds on a
+            # stale socket file left by a killed server before a restart.
+            with redis.Redis(unix_socket_path=self.socket_path, socket_timeout=1, retry=Retry(NoBackoff(), 0)) as client:
                 return bool(client.ping())
         except redis.exceptions.RedisError:
             return False

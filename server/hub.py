@@ -14,8 +14,8 @@ class Hub:
     """Keeps user id -> open sockets, and one subscription per user with any.
 
     A socket is anything with `user_id`, `session` (token digest),
-    `deliver(event_json)`, `end_session()`, `going_away()` and the
-    coroutine `session_is_valid()`.
+    `is_ready` (sent `ready`), `deliver(event_json)`, `end_session()`,
+    `going_away()` and the coroutine `session_is_valid()`.
     """
 
     def __init__(self, feed):
@@ -69,7 +69,9 @@ class Hub:
             # tell every client to catch up over HTTP, and re-check every
             # session, since a logout may have been among them.
             self._lost_connection = False
-            for socket in self._all():
+            # A socket still before `ready` needs neither: it checks its
+            # session and sends `ready` (catch up from here) itself.
+            for socket in (s for s in self._all() if s.is_ready):
                 socket.deliver(encode_event("resync"))
                 IOLoop.current().spawn_callback(socket.session_is_valid)
             if self.socket_count:

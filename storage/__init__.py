@@ -42,6 +42,7 @@ class Storage:
 
     def __init__(self, redis, settings):
         """`settings`: the service's Settings (any object with the same fields)."""
+        self._redis = redis
         scripts = Scripts(redis)
         self.feed = EventFeed(redis)
         self.passwords = PasswordHasher(cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
@@ -57,6 +58,10 @@ class Storage:
             token_ttl_secs=settings.token_ttl_secs,
             token_idle_secs=settings.token_idle_secs,
         )
+
+    async def ping(self) -> None:
+        """Raises a redis error unless Redis answers (for health checks)."""
+        await self._redis.ping()
 
     def start(self) -> None:
         """Starts the event feed (inside the running loop); until then no session is cached."""

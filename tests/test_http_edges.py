@@ -203,3 +203,30 @@ async def test_json_bodies_utf8_cannot_carry_are_json_400(make_user, body, error
     response = await alice.post("/api/chats", body=body, headers={"Content-Type": "application/json"})
     assert_json_error(response, 400)
     assert response.json()["error"] == error
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"GET /api/chats HTTP/1.1\r\nHost: x\r\n\r\n",  # 401
+        b"POST /api/chats HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\ntitle=x",  # 401 with a body
+        b"POST /api/chats HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\nContent-Length: 0\r\n\r\n",  # 403
+        b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",  # 404
+    ],
+)
+async def test_a_refusal_keeps_the_connection_open(make_user, http_port, first):
+    # Keep-alive clients reuse the connection: a refused request must not
+    # leave it half-read and closed under the next one.
+    alice = await make_user()
+    cookie = f"user_id={alice.cookies['user_id']}; token={alice.cookies['token']}"
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(first)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.split(b" ")[1] in (b"401", b"403", b"404") and b"Connection: close" not in head
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    writer.write(f"GET /api/chats HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
+    second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    assert second.startswith(b"HTTP/1.1 200 ")
