@@ -72,7 +72,15 @@ class ApiMixin:
             if isinstance(value, redis.exceptions.RedisError):
                 log.warning("redis unavailable: %s", value)
             return
-        super().log_exception(typ, value, tb)
+        if isinstance(value, HTTPError):
+            super().log_exception(typ, value, tb)
+            return
+        # Tornado's own line would carry the query string (which may hold a
+        # password: fields are read from it too) and the request's repr.
+        log.error("uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
+
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def _check_method(self) -> None:
         if self.request.method not in self._allowed_methods():

@@ -1,5 +1,7 @@
 """The application factory: routes, and the HTTP server that carries them."""
 
+import socket
+
 import redis.asyncio
 from tornado.httpserver import HTTPServer
 from tornado.web import Application
@@ -10,18 +12,23 @@ from handlers.chats import ChatsHandler
 from handlers.live import EventsSocket
 from handlers.members import MembersHandler
 from handlers.messages import ChatHandler
+from handlers.ops import HealthHandler, MetricsHandler
 from handlers.users import UserHandler
 from handlers.validation import Rules
 from storage import Storage
 
 from .hub import Hub
+from .metrics import Metrics
 from .settings import Settings
 
 
 def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
     """The Tornado application serving the whole API over one storage."""
     deps = {"storage": storage, "settings": settings, "rules": Rules(settings)}
+    metrics = Metrics(hub, NotFoundHandler)
     routes = [
+        (r"/healthz/?", HealthHandler, deps),
+        (r"/metrics/?", MetricsHandler, {**deps, "metrics": metrics}),
         (r"/api/ws/?", EventsSocket, {**deps, "hub": hub}),
         (r"/api/reg/?", RegisterHandler, deps),
         (r"/api/login/?", LoginHandler, deps),
@@ -36,6 +43,7 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
         routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
+        log_function=metrics.log_request,
         websocket_ping_interval=settings.ws_ping_interval_secs,
         websocket_ping_timeout=settings.ws_ping_timeout_secs,
         websocket_max_message_size=settings.ws_hard_frame_bytes,
@@ -53,8 +61,6 @@ def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
     No per-command timeout: each request has one deadline for all its Redis
     work (storage.deadline), which costs far less CPU. Connecting is bounded.
     """
-    import socket  # (kept local: only this function needs it)
-
     tcp = {}
     if url.startswith(("redis://", "rediss://")):
         # Reads without a deadline (the pub/sub connection, idle pooled ones)

@@ -4,6 +4,10 @@ With `--workers N` (N > 1) this process is a supervisor: it starts the
 embedded Redis if needed, then N worker processes of `run.py` that share the
 port through SO_REUSEPORT, each with its own Redis connections, and passes
 SIGINT/SIGTERM on to them.
+
+Shutting down (SIGINT or SIGTERM): stop listening, close WebSockets (1001),
+let every request already read finish (at most `shutdown_grace_secs`), closing
+each connection once it has nothing in flight, then close Redis.
 """
 
 import asyncio
@@ -17,8 +21,10 @@ from tornado.netutil import bind_sockets
 
 from . import loop
 from .app import make_app, make_http_server, make_redis, make_storage
+from .drain import Connections
 from .embedded_redis import REPO_ROOT, EmbeddedRedis
 from .hub import Hub
+from .logs import configure_logging
 from .settings import Settings, load_settings
 
 log = logging.getLogger("chat")
@@ -34,22 +40,30 @@ async def serve(settings: Settings, redis_url: str) -> None:
     storage = make_storage(client, settings)
     hub = Hub(storage.feed)
     storage.start()
-    server = make_http_server(make_app(settings, storage, hub), settings)
+    connections = Connections(make_app(settings, storage, hub))
+    server = make_http_server(connections, settings)
     server.add_sockets(bind_sockets(settings.port, settings.host, reuse_port=settings.reuse_port))
     log.info("serving on http://%s:%d (redis %s)", settings.host, settings.port, redis_url)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    running = asyncio.get_running_loop()
+    received: asyncio.Future[signal.Signals] = running.create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+        running.add_signal_handler(signum, _set_once, received, signum)
+    signum = await received  # a second signal changes nothing: the grace period bounds the wait
 
-    log.info("shutting down")
-    server.stop()
-    hub.close_all()
-    await server.close_all_connections()
+    log.info("%s: shutting down, finishing requests in flight (at most %.1f s)",
+             signum.name, settings.shutdown_grace_secs)  # fmt: skip
+    server.stop()  # no new connections
+    # Every round, since a socket whose upgrade was in flight may open meanwhile.
+    await connections.drain(settings.shutdown_grace_secs, each_round=hub.close_all)
     await storage.stop()
     await client.aclose()
+    log.info("stopped")
+
+
+def _set_once(future: asyncio.Future, value) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def supervise(settings: Settings, redis_url: str, argv: list[str]) -> None:
@@ -83,10 +97,7 @@ def supervise(settings: Settings, redis_url: str, argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     settings = load_settings(argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
+    configure_logging(settings.log_level)
     embedded = None
     redis_url = settings.redis_url
     if not redis_url:

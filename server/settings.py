@@ -86,6 +86,8 @@ class Settings:
     redis_max_connections: int = 64
     redis_timeout_secs: float = 2.0
 
+    # On SIGTERM/SIGINT: how long requests in flight and closing WebSockets may take.
+    shutdown_grace_secs: float = 10.0
 
 
 def _parse_bool(text: str) -> bool:
