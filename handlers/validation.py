@@ -31,8 +31,9 @@ def _required(value: str | None, field: str) -> str:
 def string_fields(data, what: str) -> dict[str, str]:
     """A decoded JSON object's fields as strings, as a form would carry them.
 
-    Integers become their digits (ids may be sent as numbers); anything else
-    that is not a string is refused.
+    Integers (and whole floats: JSON does not tell 1.0 from 1) become their
+    digits, since ids may be sent as numbers; anything else that is not a
+    string is refused.
     """
     if not isinstance(data, dict):
         raise BadInput(f"{what} must be a JSON object")
@@ -40,10 +41,12 @@ def string_fields(data, what: str) -> dict[str, str]:
     for key, value in data.items():
         if not is_encodable(key):
             raise BadInput("a field name is not valid unicode")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON does not tell 1.0 from 1
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            raise BadInput(f"{key} must be a string")
+            raise BadInput(f"{key} must be a string or an integer")
         if not is_encodable(value):
             raise BadInput(f"{key} is not valid unicode")
         fields[key] = value

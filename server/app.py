@@ -12,6 +12,7 @@ from handlers.chats import ChatsHandler
 from handlers.live import EventsSocket
 from handlers.members import MembersHandler
 from handlers.messages import ChatHandler
+from handlers.openapi import OpenApiHandler
 from handlers.ops import HealthHandler, MetricsHandler
 from handlers.users import UserHandler
 from handlers.validation import Rules
@@ -29,6 +30,7 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
     routes = [
         (r"/healthz/?", HealthHandler, deps),
         (r"/metrics/?", MetricsHandler, {**deps, "metrics": metrics}),
+        (r"/api/openapi\.json/?", OpenApiHandler, deps),
         (r"/api/ws/?", EventsSocket, {**deps, "hub": hub}),
         (r"/api/reg/?", RegisterHandler, deps),
         (r"/api/login/?", LoginHandler, deps),

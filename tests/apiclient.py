@@ -1,4 +1,7 @@
-"""A small cookie-keeping client for the API tests, over Tornado's real HTTP client."""
+"""A small cookie-keeping client for the API tests, over Tornado's real HTTP client.
+
+Every answer is checked against the API contract, docs/openapi.yaml (tests/contract.py).
+"""
 
 import http.cookies
 import json
@@ -6,6 +9,8 @@ import time
 import urllib.parse
 import uuid
 from email.utils import parsedate_to_datetime
+
+from .contract import check_response
 
 
 class Response:
@@ -57,6 +62,9 @@ class ApiClient:
             follow_redirects=False,
             request_timeout=30,
         )
+        if response.code != 599:  # 599: no answer at all (the connection failed)
+            # Every answer a test sees must be one docs/openapi.yaml allows.
+            check_response(method, path, response.code, response.headers, response.body or b"")
         self._keep_cookies(response.headers.get_list("Set-Cookie"))
         return Response(response)
 

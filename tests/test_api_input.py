@@ -282,9 +282,19 @@ async def test_bad_json_body_is_400_and_stores_nothing(make_user, body):
     assert await history(alice, chat_id) == []
 
 
-@pytest.mark.parametrize("payload", [{"title": ["x"]}, {"title": False}, {"title": None}, {"title": 5.0}])
+@pytest.mark.parametrize("payload", [{"title": ["x"]}, {"title": False}, {"title": None}, {"title": 5.5}])
 @pytest.mark.gen_test
 async def test_non_string_title_is_400(make_user, payload):
     alice = await make_user()
     assert_error(await alice.post("/api/chats", body=json.dumps(payload), headers=JSON), 400)
+    assert await chats_of(alice) == []
+
+
+@pytest.mark.gen_test
+async def test_a_whole_json_float_is_an_integer(make_user):
+    # JSON Schema (and many JSON encoders) do not tell 1.0 from 1.
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    body = json.dumps({"chat_id": float(chat_id)})
+    assert_ok(await alice.delete("/api/chats", body=body, headers=JSON))
     assert await chats_of(alice) == []
