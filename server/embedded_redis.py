@@ -78,6 +78,18 @@ class EmbeddedRedis:
             time.sleep(0.05)
         return self.url
 
+    def revive(self) -> bool:
+        """Starts the server again on the same data if it died; whether it had.
+
+        With `appendfsync always` it comes back with everything it had
+        acknowledged, so the service recovers without a restart.
+        """
+        if self.process is None or self.process.poll() is None:
+            return False
+        log.error("redis-server exited with %s; starting it again on its data", self.process.returncode)
+        self.start()
+        return True
+
     def stop(self) -> None:
         """SIGTERM: redis-server flushes its append-only file and exits."""
         if self.process is None or self.process.poll() is not None:

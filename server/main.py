@@ -30,10 +30,12 @@ from .settings import Settings, load_settings
 log = logging.getLogger("chat")
 
 WORKER_RESTART_DELAY_SECS = 1.0
+# How often the embedded redis-server is checked (and restarted if it died).
+EMBEDDED_CHECK_SECS = 1.0
 
 
-async def serve(settings: Settings, redis_url: str) -> None:
-    """Serves the API until SIGINT or SIGTERM."""
+async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | None = None) -> None:
+    """Serves the API until SIGINT or SIGTERM, keeping `embedded` alive."""
     client = make_redis(redis_url, settings)
     async with asyncio.timeout(settings.redis_timeout_secs * 5):
         await client.ping()  # fail at start, not on the first request
@@ -49,7 +51,10 @@ async def serve(settings: Settings, redis_url: str) -> None:
     received: asyncio.Future[signal.Signals] = running.create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(signum, _set_once, received, signum)
+    watchdog = running.create_task(_keep_alive(embedded)) if embedded is not None else None
     signum = await received  # a second signal changes nothing: the grace period bounds the wait
+    if watchdog is not None:
+        watchdog.cancel()
 
     log.info("%s: shutting down, finishing requests in flight (at most %.1f s)",
              signum.name, settings.shutdown_grace_secs)  # fmt: skip
@@ -61,13 +66,24 @@ async def serve(settings: Settings, redis_url: str) -> None:
     log.info("stopped")
 
 
+async def _keep_alive(embedded: EmbeddedRedis) -> None:
+    """Restarts the embedded redis-server whenever it dies."""
+    while True:
+        await asyncio.sleep(EMBEDDED_CHECK_SECS)
+        try:
+            await asyncio.to_thread(embedded.revive)
+        except RuntimeError:
+            log.exception("could not restart redis-server; trying again")
+
+
 def _set_once(future: asyncio.Future, value) -> None:
     if not future.done():
         future.set_result(value)
 
 
-def supervise(settings: Settings, redis_url: str, argv: list[str]) -> None:
-    """Runs `settings.workers` worker processes until SIGINT or SIGTERM."""
+def supervise(settings: Settings, redis_url: str, argv: list[str], embedded: EmbeddedRedis | None = None) -> None:
+    """Runs `settings.workers` worker processes until SIGINT or SIGTERM,
+    keeping them and `embedded` alive."""
     command = [sys.executable, str(REPO_ROOT / "run.py"), *argv,
                "--workers", "1", "--reuse-port", "true", "--redis-url", redis_url]  # fmt: skip
     stopping = False
@@ -82,6 +98,11 @@ def supervise(settings: Settings, redis_url: str, argv: list[str]) -> None:
     log.info("supervising %d workers on port %d", len(workers), settings.port)
     while not stopping:
         time.sleep(0.2)
+        if embedded is not None:
+            try:
+                embedded.revive()
+            except RuntimeError:
+                log.exception("could not restart redis-server; trying again")
         for index, worker in enumerate(workers):
             if worker.poll() is not None and not stopping:
                 log.error("worker %d exited with %s; restarting it", worker.pid, worker.returncode)
@@ -105,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         redis_url = embedded.start()
     try:
         if settings.workers > 1:
-            supervise(settings, redis_url, argv)
+            supervise(settings, redis_url, argv, embedded)
         else:
-            loop.run(serve(settings, redis_url))
+            loop.run(serve(settings, redis_url, embedded))
     finally:
         if embedded is not None:
             embedded.stop()

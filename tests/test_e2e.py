@@ -1,6 +1,8 @@
 """End to end: `run.py` started the way the README says, driven with requests."""
 
 import os
+import signal
+import time
 
 import pytest
 import requests
@@ -80,3 +82,30 @@ def test_redis_url_uses_that_server_and_starts_none(redis_url, sync_redis, data_
         assert not os.path.exists(data_dir)
     finally:
         assert server.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_dead_embedded_redis_is_started_again_on_its_data(data_dir, workers):
+    server = RunningServer("--data-dir", data_dir, "--workers", workers)
+    try:
+        alice, _ = register(server.base, "alice")
+        chat = server.base + alice.post(f"{server.base}/api/chats", data={"title": "kept"}).headers["Location"]
+        assert alice.post(chat, data={"content": "before the crash"}).status_code == 201
+        (redis_pid,) = [pid for pid in server.children() if "redis-server" in _command_of(pid)]
+        os.kill(redis_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while True:  # 503 until it is back, then the data is all there
+            answer = alice.get(chat)
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            assert answer.status_code == 503, answer.text
+            time.sleep(0.2)
+        assert [m["content"] for m in answer.json()["messages"]] == ["before the crash"]
+        assert alice.post(chat, data={"content": "after"}).status_code == 201
+    finally:
+        assert server.stop() == 0
+
+
+def _command_of(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return cmdline.read().replace(b"\0", b" ").decode()
