@@ -103,7 +103,7 @@ def main() -> None:
             )  # fmt: skip
             api_port, bare_port = free_port(), free_port()
             processes.append(start([sys.executable, "run.py", "--port", str(api_port), "--redis-url", redis_url,
-                                    "--log-level", "warning"], api_port))  # fmt: skip
+                                    "--log-level", "warning", "--rate-limits", "off"], api_port))  # fmt: skip
             processes.append(start([sys.executable, "-m", "bench.bare", "--port", str(bare_port)], bare_port))
             report(args, generator, seeded, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}")
         finally:

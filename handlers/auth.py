@@ -18,9 +18,10 @@ class RegistrationMixin:
             user_id = await self.storage.users.register(name, email, password)
         except Exception:
             # Only accounts made count. (Not on cancellation: the deadline
-            # has fired, and Redis may not answer.)
+            # has fired, and Redis may not answer; the reservation lapses.)
             await attempt.give_back()
             raise
+        await attempt.count()
         await self.start_session(user_id)
         self.set_header("Location", "/api/chats")
         self.reply(201, id=user_id)
@@ -44,11 +45,12 @@ class LoginHandler(BaseHandler):
         except BadInput:
             raise BadInput(LOGIN_FAILED) from None
         password = self.arg("password") or ""
-        # Counted as a failure until it succeeds: concurrent guesses cannot
-        # slip past the limit while bcrypt runs.
+        # Holds a place in the limits while bcrypt runs, so concurrent
+        # guesses cannot slip past them; counted once it has failed.
         attempt = await self.storage.limits.login_attempt(name.lower(), self.client_address())
         session = await self.storage.users.login(name, password)
         if session is None:
+            await attempt.count()
             raise BadInput(LOGIN_FAILED)
         await attempt.succeeded()
         await self.start_session(*session)

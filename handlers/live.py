@@ -35,6 +35,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         self._pending_bytes = 0
         self._session_checks: PeriodicCallback | None = None
         self.is_ready = False  # `ready` sent: from then on it may need `resync`
+        self._sending = False  # a send is being stored
+        self._going_away = False
 
     async def prepare(self):
         # Before the upgrade: no valid session, no socket (a JSON 401).
@@ -87,7 +89,11 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         self.close(CLOSE_SESSION_ENDED, "session ended")
 
     def going_away(self) -> None:
-        self.close(CLOSE_GOING_AWAY, "server shutting down")
+        """Closes with 1001; a send being stored is answered first (as an
+        HTTP request in flight is), then the socket closes."""
+        self._going_away = True
+        if not self._sending:
+            self.close(CLOSE_GOING_AWAY, "server shutting down")
 
     async def session_is_valid(self, fresh: bool = True) -> bool:
         """Re-checks the session (expiry, a missed logout); closes the socket if it is over."""
@@ -103,18 +109,32 @@ class EventsSocket(ApiMixin, WebSocketHandler):
     async def on_message(self, frame):
         # Tornado reads the next frame only when this returns: one socket's
         # sends are stored in the order they were sent.
+        if self._going_away or self._closed():
+            return  # Tornado still hands over frames after close(); nothing would be answered
+        self._sending = True
+        try:
+            await self._handle_frame(frame)
+        finally:
+            self._sending = False
+            if self._going_away:
+                self.close(CLOSE_GOING_AWAY, "server shutting down")
+
+    async def _handle_frame(self, frame) -> None:
         request_id = None
         try:
             data = self._decode(frame)
             request_id = _request_id(data)
-            request = string_fields(data, "a frame")
+            # A null field is an absent one, as JSON clients often send them.
+            fields = {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+            request = string_fields(fields, "a frame")
             if request.get("op") != "send":
                 raise BadInput('unknown op: the only op is "send"')
             if not await self.session_is_valid(fresh=False):
                 return
             async with deadline.within(self.config.redis_timeout_secs):
                 chat_id, sent = await send_message(
-                    self, request.get("chat_id"), request.get("content"), request.get("idempotency_key")
+                    self, request.get("chat_id"), request.get("content"), request.get("idempotency_key"),
+                    key_name="idempotency_key",
                 )
             # `replayed` only on a retry answered from its first send, as HTTP's header.
             replayed = {"replayed": True} if sent.replayed else {}

@@ -3,13 +3,15 @@
 from .base import BaseHandler
 
 
-async def send_message(handler, raw_chat_id: str | None, raw_content: str | None, raw_key: str | None):
+async def send_message(
+    handler, raw_chat_id: str | None, raw_content: str | None, raw_key: str | None, *, key_name="Idempotency-Key"
+):
     """Checks and stores a message; (chat id, storage.messages.Sent). Shared
     by HTTP and the socket. A retry with the same idempotency key still
     counts against the sender's rate."""
     chat_id = handler.rules.entity_id(raw_chat_id, "chat_id")
     content = handler.rules.content(raw_content)
-    key = handler.rules.idempotency_key(raw_key)
+    key = handler.rules.idempotency_key(raw_key, key_name)
     await handler.storage.limits.message(handler.user_id)
     sent = await handler.storage.messages.send(handler.user_id, chat_id, content, key)
     return chat_id, sent

@@ -65,8 +65,14 @@ def request_source(settings) -> RequestSource:
 
 
 def _parse(text: str | None):
+    """An address, also from the `1.2.3.4:5678` and `[2001:db8::1]:5678` forms some proxies write."""
+    text = (text or "").strip()
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address((text or "").strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 

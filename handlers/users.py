@@ -64,6 +64,7 @@ class UserHandler(RegistrationMixin, BaseHandler):
         attempt = await self.storage.limits.login_attempt(name.lower(), self.client_address())
         checked = await self.storage.users.check_password(user_id, current)
         if checked is None:
+            await attempt.count()
             raise Forbidden("current_password is wrong")
         await attempt.succeeded()
         return checked

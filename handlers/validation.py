@@ -134,11 +134,11 @@ class Rules:
             raise BadInput(f"limit must be an integer from 1 to {top}")
         return int(value)
 
-    def idempotency_key(self, value: str | None) -> str | None:
+    def idempotency_key(self, value: str | None, field: str = "Idempotency-Key") -> str | None:
         if value is None:
             return None
         if not _IDEMPOTENCY_KEY_RE.fullmatch(value):
-            raise BadInput("Idempotency-Key must be 1-255 visible ASCII characters")
+            raise BadInput(f"{field} must be 1-255 visible ASCII characters")
         return value
 
     def session(self, user_id: str | None, token: str | None) -> tuple[int, str] | None:

@@ -6,7 +6,9 @@ environment (`CHAT_BCRYPT_COST=10`); `REDIS_URL` is also read without prefix.
 
 import argparse
 import dataclasses
+import ipaddress
 import os
+import urllib.parse
 from typing import Any
 
 ENV_PREFIX = "CHAT_"
@@ -90,6 +92,36 @@ class Settings:
     shutdown_grace_secs: float = 10.0
 
 
+    def __post_init__(self):
+        """Refuses values the service cannot work with, at start rather than per request."""
+        at_least_one = ("workers", "login_failures_per_name", "login_failures_per_address", "login_window_secs",
+                        "registrations_per_address", "registration_window_secs", "message_burst",
+                        "token_ttl_secs", "token_idle_secs", "idempotency_ttl_secs", "redis_max_connections",
+                        "max_body_bytes", "history_default_limit", "history_max_limit")  # fmt: skip
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("messages_per_sec", "redis_timeout_secs"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be above 0")
+        if not 4 <= self.bcrypt_cost <= 31:
+            raise ValueError("bcrypt_cost must be 4-31")
+        for part in _items(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {part!r} is not an address or network") from None
+        for part in _items(self.allowed_origins):
+            parts = urllib.parse.urlsplit(part)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(f"allowed_origins: {part!r} is not an origin like https://app.example.org")
+
+
+def _items(text: str) -> list[str]:
+    """The parts of a comma-separated setting."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def _parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -129,8 +161,14 @@ def load_settings(argv: list[str] | None = None, environ: dict | None = None) ->
         if field.name == "redis_url" and raw is None:
             raw = environ.get("REDIS_URL")
         if raw is not None:
-            values[field.name] = _parse_bool(raw) if kind is bool else kind(raw)
+            try:
+                values[field.name] = _parse_bool(raw) if kind is bool else kind(raw)
+            except (ValueError, argparse.ArgumentTypeError):
+                build_parser().error(f"{_env_name(field)}: not a valid {kind.__name__}: {raw!r}")
         flag = getattr(args, field.name)
         if flag is not None:
             values[field.name] = flag
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValueError as exc:
+        build_parser().error(str(exc))

@@ -1,10 +1,12 @@
 """Rate limits kept in Redis, so they hold across server processes.
 
 Counted attempts (failed logins, registrations) use a sliding-window log: an
-attempt is recorded before the costly work, which makes the limit exact under
-concurrency, and given back when it turns out not to count (a login that
-succeeds, a registration that fails). Sends use a burst and a steady rate.
-Both read Redis's clock, not this host's.
+attempt is reserved before the costly work, which makes the limit exact under
+concurrency. A reservation holds its place for RESERVATION_SECS only; once the
+outcome is known it either counts for the whole window (a failed login, an
+account made) or is removed. So logins in flight can fill the window for a
+moment, but never for long, and never with a misleading Retry-After. Sends use
+a burst and a steady rate. Both read Redis's clock, not this host's.
 """
 
 import math
@@ -12,6 +14,9 @@ import uuid
 
 from . import keys
 from .errors import RateLimited
+
+# Longest an attempt in progress (a password check) holds its place.
+RESERVATION_SECS = 30
 
 
 class RateLimits:
@@ -55,11 +60,14 @@ class RateLimits:
             raise _limited("too many messages", wait_ms)
 
     async def _reserve(self, limits: list[tuple[str, int]], window_secs: int, message: str) -> "Attempt":
-        attempt = Attempt(self._redis, uuid.uuid4().hex)
+        attempt = Attempt(self._redis, self._scripts, uuid.uuid4().hex)
         if not self.enabled:
             return attempt
+        attempt.window_ms = window_secs * 1000
         for key, limit in limits:
-            wait_ms = await self._scripts.run("rate_window", [key], [limit, window_secs * 1000, attempt.id])
+            wait_ms = await self._scripts.run(
+                "rate_window", [key], [limit, attempt.window_ms, attempt.id, RESERVATION_SECS * 1000]
+            )
             if wait_ms:
                 await attempt.give_back()
                 raise _limited(message, wait_ms)
@@ -70,10 +78,17 @@ class RateLimits:
 class Attempt:
     """One reserved attempt in one or more sliding windows."""
 
-    def __init__(self, redis, attempt_id: str):
+    def __init__(self, redis, scripts, attempt_id: str):
         self._redis = redis
+        self._scripts = scripts
         self.id = attempt_id
         self.keys: list[str] = []
+        self.window_ms = 0
+
+    async def count(self) -> None:
+        """The attempt counts (a failed login, an account made): for the whole window from now."""
+        for key in self.keys:  # one key per call: each may be on its own slot
+            await self._scripts.run("rate_count", [key], [self.window_ms, self.id])
 
     async def give_back(self) -> None:
         """The attempt does not count after all."""

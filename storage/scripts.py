@@ -29,6 +29,7 @@ _PLAIN_SCRIPTS = (
     "set_password",
     "update_user",
     "rate_window",
+    "rate_count",
     "rate_bucket",
 )
 _STATUS_ERRORS = {"not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict, "key_reused": KeyReused}

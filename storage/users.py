@@ -16,6 +16,9 @@ from .events import publish_session_ended
 from .records import utc_now_iso
 
 TOKEN_BYTES = 32  # 256 random bits
+# Past this, a login ends the user's oldest sessions (logins that succeed are
+# not rate limited, and each session costs memory until it expires).
+MAX_SESSIONS_PER_USER = 100
 
 
 def token_digest(token: str) -> str:
@@ -165,13 +168,15 @@ class UserStore:
         no longer `checked_hash` (when given)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         digest = token_digest(token)
-        created = await self._scripts.run(
+        sessions = await self._scripts.run(
             "create_session",
             [keys.user_key(user_id), keys.session_key(user_id, digest), keys.user_sessions_key(user_id)],
-            [digest, int(time.time()), self._token_ttl_secs, self._token_idle_secs, checked_hash],
+            [digest, f"{time.time():.6f}", self._token_ttl_secs, self._token_idle_secs, checked_hash],
         )
-        if not created:
+        if not sessions:
             raise NotFound("user not found")
+        if sessions > MAX_SESSIONS_PER_USER:
+            await self._end_oldest_sessions(user_id)
         return token
 
     async def has_session(self, user_id: int, token: str, *, fresh: bool = False) -> bool:
@@ -219,11 +224,19 @@ class UserStore:
 
     async def end_other_sessions(self, user_id: int, keep_digest: str) -> None:
         """Ends every session of the user except one; their sockets are told to close."""
+        await self._end_sessions(user_id, lambda digests: [d for d in digests if d != keep_digest])
+
+    async def _end_oldest_sessions(self, user_id: int) -> None:
+        """Ends the sessions past the newest MAX_SESSIONS_PER_USER (oldest end first)."""
+        await self._end_sessions(user_id, lambda digests: digests[: max(0, len(digests) - MAX_SESSIONS_PER_USER)])
+
+    async def _end_sessions(self, user_id: int, choose) -> None:
+        """Ends the sessions `choose(digests, oldest first)` picks, in one WATCH transaction."""
         sessions = keys.user_sessions_key(user_id)
         ended: list[str] = []
 
         async def end(pipe):
-            ended[:] = [d for d in await pipe.zrange(sessions, 0, -1) if d != keep_digest]
+            ended[:] = choose(await pipe.zrange(sessions, 0, -1))
             pipe.multi()
             if ended:
                 pipe.zrem(sessions, *ended)

@@ -117,3 +117,20 @@ async def test_the_socket_send_takes_a_key_too(make_user, base_url):
     assert assert_ok(replay, 201)["id"] == 1
     assert len(await history(alice, chat_id)) == 1
     socket.close()
+
+
+@pytest.mark.gen_test
+async def test_on_the_socket_a_null_key_is_no_key_and_a_bad_one_is_named_as_sent(make_user, base_url):
+    alice = await make_user()
+    chat_id = await chat_with(alice)
+    socket = await open_socket(base_url, alice.cookies)
+    answers = []
+    for key in (None, None, "bad key"):
+        socket.write_message(json.dumps({"op": "send", "chat_id": chat_id, "content": "hi", "idempotency_key": key}))
+        while (event := await next_event(socket))["type"] not in ("ack", "error"):
+            pass
+        answers.append(event)
+    assert [a["type"] for a in answers] == ["ack", "ack", "error"]
+    assert answers[0]["message_id"] != answers[1]["message_id"]
+    assert answers[2]["status"] == 400 and answers[2]["error"].startswith("idempotency_key must be")
+    socket.close()

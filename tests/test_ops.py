@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import re
+import socket
 import sys
 import time
 import uuid
@@ -177,6 +178,11 @@ def test_log_lines_are_single_lines_without_secrets(redis_url, sync_redis, tmp_p
         tokens.append(session.cookies["token"])
         # A password in the query string must not reach the log either.
         assert session.get(base + "/api/chats", params={"password": password}).status_code == 200
+        # Nor a header line Tornado refuses as malformed (it quotes it).
+        for header in (f"Cookie: user_id={user_id}; token={tokens[-1]}\x01", f"Idempotency-Key: {idempotency_key}\x01"):
+            with socket.create_connection(("127.0.0.1", server.port)) as raw:
+                raw.sendall(f"GET /api/chats HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n".encode())
+                assert raw.recv(100).startswith(b"HTTP/1.1 400")
     finally:
         assert server.stop() == 0
     server.log.seek(0)

@@ -40,6 +40,9 @@ def test_forwarded_hops_are_read_from_the_right_past_trusted_proxies_only():
     assert proxies.client_address(request("192.168.1.1", **chain)) == "203.0.113.7"
     # A peer that is not a trusted proxy is the client, whatever it forwards.
     assert proxies.client_address(request("198.51.100.1", **chain)) == "198.51.100.1"
+    # Hops some proxies write with a port.
+    for hop, client in (("9.9.9.3:1234", "9.9.9.3"), ("[2001:db8::1]:443", "2001:db8::/64"), ("[2001:db8::2]", "2001:db8::/64")):
+        assert proxies.client_address(request("10.0.0.1", **{"X-Forwarded-For": hop})) == client
     # Garbage in the header stops the walk at the proxy itself.
     assert proxies.client_address(request("10.0.0.1", **{"X-Forwarded-For": "not-an-ip"})) == "10.0.0.1"
 

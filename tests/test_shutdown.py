@@ -130,3 +130,27 @@ async def wait_for(condition, message: str, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, message
         await asyncio.sleep(0.005)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_socket_send_in_flight_at_sigterm_is_acknowledged_before_1001(server, sync_redis):
+    session, _, _ = register(server.base)
+    chat_id = session.post(server.base + "/api/chats", data={"title": "socket shutdown"}).json()["id"]
+    socket = await open_socket(server.base, session.cookies.get_dict())
+    for number in range(2000):  # queued at once: the server works through them one by one
+        socket.write_message(json.dumps({"op": "send", "chat_id": chat_id, "content": f"s{number}"}))
+    acked: set[str] = set()
+    while len(acked) < 20:
+        event = json.loads(await socket.read_message())
+        if event["type"] == "ack":
+            acked.add(event["message_id"])
+    server.process.terminate()
+    while (raw := await asyncio.wait_for(socket.read_message(), GRACE_SECS)) is not None:
+        event = json.loads(raw)
+        if event["type"] == "ack":
+            acked.add(event["message_id"])
+    assert socket.close_code == 1001
+    assert await asyncio.to_thread(server.process.wait, GRACE_SECS + 5) == 0
+    stored = {int(i) for _, i in sync_redis.zrange(keys.chat_messages_key(chat_id), 0, -1, withscores=True)}
+    assert 20 <= len(stored) < 2000, "the signal did not come mid-burst"
+    assert stored == acked  # every message stored was acknowledged
