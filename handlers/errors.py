@@ -28,6 +28,10 @@ _EXPECTED_ERRORS = (
     (redis.exceptions.ConnectionError, 503, UNAVAILABLE),
     (redis.exceptions.TimeoutError, 503, UNAVAILABLE),
     (redis.exceptions.ReadOnlyError, 503, UNAVAILABLE),
+    # Redis Cluster: a master down or failing over, slots moving or not served.
+    (redis.exceptions.ClusterError, 503, UNAVAILABLE),
+    (redis.exceptions.TryAgainError, 503, UNAVAILABLE),
+    (redis.exceptions.SlotNotCoveredError, 503, UNAVAILABLE),
     (redis.exceptions.OutOfMemoryError, 503, "storage is full, try again later"),
 )
 _STATUS_MESSAGES = {

@@ -3,6 +3,8 @@
 import socket
 
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from tornado.httpserver import HTTPServer
 from tornado.web import Application
 
@@ -57,37 +59,64 @@ def make_http_server(app: Application, settings: Settings) -> HTTPServer:
     return HTTPServer(app, max_body_size=settings.hard_body_bytes, idle_connection_timeout=300)
 
 
-def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis:
-    """A client whose pool waits rather than failing when busy.
+CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
+
+
+def cluster_url(url: str) -> str | None:
+    """The redis-py URL of a `redis+cluster://` (or `rediss+cluster://`) one;
+    None for a single server's URL."""
+    for scheme, plain in CLUSTER_SCHEMES.items():
+        if url.startswith(scheme):
+            return plain + url[len(scheme) :]
+    return None
+
+
+def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+    """A client for one server (`redis://`, `unix://`) or a Redis Cluster
+    (`redis+cluster://host:port`, any node of it).
 
     No per-command timeout: each request has one deadline for all its Redis
     work (storage.deadline), which costs far less CPU. Connecting is bounded.
+    No retries: a command whose answer was lost is never sent twice (a 503
+    on a write means "unknown"; idempotency keys make a retry safe).
     """
-    tcp = {}
-    if url.startswith(("redis://", "rediss://")):
-        # Reads without a deadline (the pub/sub connection, idle pooled ones)
-        # must not wait forever on a host that vanished (a crash, a network
-        # cut): the kernel probes an idle connection after 10 s and drops it
-        # after ~25 s of silence, or when sent data stays unacknowledged that
-        # long. (A frozen redis-server on a live host still acknowledges at the
-        # TCP level: only the request deadline and the feed's pings catch that.)
-        options = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 25_000}
-        tcp = {
-            "socket_keepalive": True,
-            "socket_keepalive_options": {
-                getattr(socket, name): value for name, value in options.items() if hasattr(socket, name)
-            },
-        }
+    common = {
+        "socket_timeout": None,
+        "socket_connect_timeout": settings.redis_timeout_secs,
+        "decode_responses": True,
+        "retry": Retry(NoBackoff(), 0),
+        **_keepalive(url),
+    }
+    plain = cluster_url(url)
+    if plain is not None:
+        # Redirections after a slot moved (MOVED, ASK) are still followed.
+        # The pool is per node, and does not wait: a full one answers 503.
+        return redis.asyncio.RedisCluster.from_url(plain, max_connections=settings.redis_max_connections, **common)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url,
-        max_connections=settings.redis_max_connections,
-        timeout=None,
-        socket_timeout=None,
-        socket_connect_timeout=settings.redis_timeout_secs,
-        decode_responses=True,
-        **tcp,
+        url, max_connections=settings.redis_max_connections, timeout=None, **common
     )
     return redis.asyncio.Redis(connection_pool=pool)
+
+
+def _keepalive(url: str) -> dict:
+    """TCP keepalive for a server reached over TCP.
+
+    Reads without a deadline (the pub/sub connection, idle pooled ones) must
+    not wait forever on a host that vanished (a crash, a network cut): the
+    kernel probes an idle connection after 10 s and drops it after ~25 s of
+    silence, or when sent data stays unacknowledged that long. (A frozen
+    redis-server on a live host still acknowledges at the TCP level: only
+    the request deadline and the feed's pings catch that.)
+    """
+    if url.startswith(("unix://", "/")):
+        return {}
+    options = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 25_000}
+    return {
+        "socket_keepalive": True,
+        "socket_keepalive_options": {
+            getattr(socket, name): value for name, value in options.items() if hasattr(socket, name)
+        },
+    }
 
 
 def make_storage(client: redis.asyncio.Redis, settings: Settings) -> Storage:

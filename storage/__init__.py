@@ -5,6 +5,7 @@ Operations on a given chat, message or user raise `NotFound`, `Forbidden`,
 missing object.
 """
 
+from . import cluster
 from .chats import ChatStore
 from .errors import (
     Conflict,
@@ -61,7 +62,7 @@ class Storage:
 
     async def ping(self) -> None:
         """Raises a redis error unless Redis answers (for health checks)."""
-        await self._redis.ping()
+        await cluster.ping(self._redis)
 
     def start(self) -> None:
         """Starts the event feed (inside the running loop); until then no session is cached."""

@@ -16,12 +16,15 @@ import redis.exceptions
 from redis.exceptions import LockError
 
 from . import deadline, keys
-from .errors import Conflict, Forbidden, NotFound
+from .cluster import mget
+from .errors import Conflict, Forbidden, NotFound, Unavailable
 from .events import encode_event, publish
 from .records import new_chat_summary, utc_now_iso
 from .users import is_live
 
 CREATE_LOCK_SECS = 5
+# Ids a creation tries before giving up (more than one only after a cluster failover).
+ID_ATTEMPTS = 10
 LOCK_WAIT_SECS = 1  # at most half what is left of the deadline: a busy lock is a 409, not a 503
 
 
@@ -55,37 +58,29 @@ class ChatStore:
         return chat_id
 
     async def _create(self, user_id: int, title: str) -> int:
-        chat_id = await self._redis.incr(keys.CHAT_ID_SEQ)
-        await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
-        created_at = utc_now_iso()
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(
-            keys.chat_key(chat_id),
-            mapping={
-                "id": chat_id,
-                "title": title,
-                "owner_id": user_id,
-                "created_at": created_at,
-                "last_message_id": 0,
-                "join_seq": 1,
-            },
-        )
-        pipe.zadd(keys.chat_members_key(chat_id), {user_id: 1})
-        pipe.set(keys.chat_member_key(chat_id, user_id), 1)
-        pipe.set(keys.chat_summary_key(chat_id), new_chat_summary(chat_id, title, user_id, created_at))
-        await pipe.execute()
-        return chat_id
+        for _ in range(ID_ATTEMPTS):
+            chat_id = await self._redis.incr(keys.CHAT_ID_SEQ)
+            await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
+            created_at = utc_now_iso()
+            summary = new_chat_summary(chat_id, title, user_id, created_at)
+            if await self._scripts.run(
+                "create_chat", keys.chat_keys(chat_id, user_id), [user_id, title, created_at, summary, chat_id]
+            ):
+                return chat_id
+            await self._unindex(user_id, chat_id)  # a taken id (see create_chat.lua): take the next
+        raise Unavailable("could not find a free chat id")
 
     async def list_for(self, user_id: int) -> list[dict]:
         """The user's chats with their last message, most recent activity first."""
         chat_ids = [int(c) for c in await self._redis.smembers(keys.user_chats_key(user_id))]
         if not chat_ids:
             return []
-        # One MGET: each chat's summary and whether its member set has the user.
+        # One MGET (on a cluster, one per slot): each chat's summary and
+        # whether its member set has the user.
         names = []
         for chat_id in chat_ids:
             names += [keys.chat_summary_key(chat_id), keys.chat_member_key(chat_id, user_id)]
-        values = await self._redis.mget(names)
+        values = await mget(self._redis, names)
         chats = [
             _in_order(orjson.loads(summary))
             for summary, member in zip(values[::2], values[1::2])

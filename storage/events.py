@@ -21,6 +21,7 @@ from collections.abc import Callable
 import redis.exceptions
 
 from . import keys
+from .cluster import is_cluster
 
 log = logging.getLogger("chat.events")
 
@@ -38,12 +39,6 @@ def encode_event(kind: str, **fields) -> str:
 
 async def publish(redis_client, user_id: int, event: str) -> None:
     await redis_client.publish(keys.user_events_channel(user_id), event)
-
-
-def publish_session_ended(pipe, user_id: int, digest: str | None) -> None:
-    """Queues, in the transaction that ends them, the news that one session of
-    the user ended (digest) or all of them (None): no end goes unannounced."""
-    pipe.publish(keys.SESSIONS_ENDED_CHANNEL, json.dumps({"user_id": user_id, "session": digest}))
 
 
 class EventFeed:
@@ -141,7 +136,7 @@ class EventFeed:
     async def _listen(self) -> None:
         await self._close_pubsub()
         self._confirmed.clear()
-        self._pubsub = self._redis.pubsub()
+        self._pubsub = await self._new_pubsub()
         channels = [keys.SESSIONS_ENDED_CHANNEL, *(keys.user_events_channel(u) for u in self._user_ids)]
         await self._pubsub.subscribe(*channels)
         # Users who joined while that was being sent had no connection to send
@@ -160,6 +155,14 @@ class EventFeed:
                 continue
             self._last_heard = now
             self._handle(message)
+
+    async def _new_pubsub(self):
+        if not is_cluster(self._redis):
+            return self._redis.pubsub()
+        # Any node will do (PUBLISH reaches subscribers on every node): a
+        # random one spreads the processes' subscriptions over the cluster.
+        await self._redis.initialize()
+        return self._redis.pubsub(node=self._redis.get_random_node())
 
     def _handle(self, message: dict) -> None:
         kind, channel = message["type"], message.get("channel")

@@ -1,7 +1,7 @@
 """Every Redis key the service uses, built in one place.
 
 Keys that one atomic operation changes together share a hash tag (`{42}`), so
-each script or transaction stays inside one Redis Cluster slot. Every part
+each script stays inside one Redis Cluster slot. Every part
 that comes from a client (ids, names, token digests) is validated before it
 reaches these builders.
 """

@@ -22,6 +22,9 @@ _CHAT_SCRIPTS = (
     "remove_member",
 )
 _PLAIN_SCRIPTS = (
+    "create_user",
+    "create_chat",
+    "end_sessions",
     "claim_name",
     "release_name",
     "create_session",

@@ -11,14 +11,16 @@ import time
 
 
 from . import keys
-from .errors import NameTaken, NotFound
-from .events import publish_session_ended
+from .errors import NameTaken, NotFound, Unavailable
 from .records import utc_now_iso
 
 TOKEN_BYTES = 32  # 256 random bits
 # Past this, a login ends the user's oldest sessions (logins that succeed are
 # not rate limited, and each session costs memory until it expires).
 MAX_SESSIONS_PER_USER = 100
+# Tries of a step that starts over when something changed under it: a new
+# user id (taken only after a cluster failover), ending all sessions (a login raced).
+ID_ATTEMPTS = 10
 
 
 def token_digest(token: str) -> str:
@@ -44,23 +46,23 @@ class UserStore:
         if await self._live_owner(folded) is not None:
             raise NameTaken("name is already taken")  # before paying for bcrypt
         hashed = await self._passwords.hash(password)
-        user_id = await self._redis.incr(keys.USER_ID_SEQ)
-        await self._redis.hset(
-            keys.user_key(user_id),
-            mapping={
-                "id": user_id,
-                "name": name,
-                "email": email,
-                "password": hashed,
-                "created_at": utc_now_iso(),
-            },
-        )
+        user_id = await self._new_user(name, email, hashed)
         try:
             await self._claim_name(folded, user_id)
         except NameTaken:
             await self._redis.delete(keys.user_key(user_id))
             raise
         return user_id
+
+    async def _new_user(self, name: str, email: str, hashed: str) -> int:
+        """Writes the user hash under a fresh id; its id."""
+        for _ in range(ID_ATTEMPTS):
+            user_id = await self._redis.incr(keys.USER_ID_SEQ)
+            fields = {"id": user_id, "name": name, "email": email, "password": hashed, "created_at": utc_now_iso()}
+            # Refused for a taken id (see create_user.lua): take the next.
+            if await self._scripts.run("create_user", [keys.user_key(user_id)], [x for kv in fields.items() for x in kv]):
+                return user_id
+        raise Unavailable("could not find a free user id")
 
     async def authenticate(self, name: str, password: str) -> int | None:
         """The user id if name and password match, else None (same cost either way)."""
@@ -202,24 +204,18 @@ class UserStore:
     async def end_session(self, user_id: int, token: str) -> None:
         """Logs one session out; its open sockets are told to close."""
         digest = token_digest(token)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(keys.session_key(user_id, digest))
-        pipe.zrem(keys.user_sessions_key(user_id), digest)
-        publish_session_ended(pipe, user_id, digest)
-        await pipe.execute()
+        await self._run_end_sessions(user_id, "these", [digest])
         self._session_cache.evict(user_id, digest)  # here at once; elsewhere via pub/sub
 
     async def end_all_sessions(self, user_id: int) -> None:
-        sessions = keys.user_sessions_key(user_id)
-
-        async def end(pipe):
-            digests = await pipe.zrange(sessions, 0, -1)
-            pipe.multi()
-            pipe.delete(sessions, *(keys.session_key(user_id, d) for d in digests))
-            publish_session_ended(pipe, user_id, None)
-
-        # WATCH: a login racing with this cannot leave a session behind.
-        await self._redis.transaction(end, sessions)
+        # The script refuses if the set changed since it was read: a login
+        # racing with this cannot leave a session behind.
+        for _ in range(ID_ATTEMPTS):
+            digests = await self._redis.zrange(keys.user_sessions_key(user_id), 0, -1)
+            if await self._run_end_sessions(user_id, "all", digests) >= 0:
+                break
+        else:
+            raise Unavailable("sessions kept changing; try again")
         self._session_cache.evict(user_id, None)
 
     async def end_other_sessions(self, user_id: int, keep_digest: str) -> None:
@@ -231,22 +227,23 @@ class UserStore:
         await self._end_sessions(user_id, lambda digests: digests[: max(0, len(digests) - MAX_SESSIONS_PER_USER)])
 
     async def _end_sessions(self, user_id: int, choose) -> None:
-        """Ends the sessions `choose(digests, oldest first)` picks, in one WATCH transaction."""
-        sessions = keys.user_sessions_key(user_id)
-        ended: list[str] = []
+        """Ends the sessions `choose(digests, oldest first)` picks.
 
-        async def end(pipe):
-            ended[:] = choose(await pipe.zrange(sessions, 0, -1))
-            pipe.multi()
-            if ended:
-                pipe.zrem(sessions, *ended)
-                pipe.delete(*(keys.session_key(user_id, d) for d in ended))
-            for digest in ended:
-                publish_session_ended(pipe, user_id, digest)
-
-        await self._redis.transaction(end, sessions)
+        A session made meanwhile is not among them, and needs not be: only
+        one made before the change (old password) must end, and it was read.
+        """
+        ended = choose(await self._redis.zrange(keys.user_sessions_key(user_id), 0, -1))
+        if ended:
+            await self._run_end_sessions(user_id, "these", ended)
         for digest in ended:
             self._session_cache.evict(user_id, digest)
+
+    async def _run_end_sessions(self, user_id: int, mode: str, digests: list[str]) -> int:
+        """Ends sessions and announces it, in one script (lua/end_sessions.lua)."""
+        key_names = [keys.user_sessions_key(user_id), *(keys.session_key(user_id, d) for d in digests)]
+        return await self._scripts.run(
+            "end_sessions", key_names, [mode, keys.SESSIONS_ENDED_CHANNEL, user_id, *digests]
+        )
 
     # Names and passwords
 
