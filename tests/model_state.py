@@ -1,0 +1,114 @@
+"""The in-memory model behind tests/test_model.py: users, chats and messages
+as plain Python, changed the way the README says the API changes them."""
+
+from dataclasses import dataclass, field
+
+
+class ShortRepr:
+    def _repr_pretty_(self, printer, cycle):
+        """Hypothesis reports a dataclass field by field, a chat with all its messages: use repr()."""
+        printer.text(repr(self))
+
+
+@dataclass(eq=False, repr=False)
+class User(ShortRepr):
+    """An account the test registered; `deleted` once it deleted itself."""
+
+    id: int
+    name: str
+    deleted: bool = False
+
+    def __repr__(self):
+        return f"User({self.id}, {self.name!r}{', deleted' if self.deleted else ''})"
+
+
+@dataclass(eq=False, repr=False)
+class Message(ShortRepr):
+    """A message the test sent; deleted messages stay here, flagged."""
+
+    chat_id: int
+    id: int
+    sender_id: int
+    content: str
+    deleted: bool = False
+
+    def __repr__(self):
+        return f"Message(chat {self.chat_id}, id {self.id}, from {self.sender_id}{', deleted' if self.deleted else ''})"
+
+
+@dataclass(eq=False, repr=False)
+class Chat(ShortRepr):
+    """A chat the test created; no members left means it is gone for good."""
+
+    id: int
+    title: str
+    owner_id: int | None
+    members: list[int]  # in the order they joined
+    messages: list[Message] = field(default_factory=list)
+    last_message_id: int = 0  # the chat's own counter: ids are never reused
+
+    def __repr__(self):
+        return f"Chat({self.id}, members {self.members}{', gone' if self.gone else ''})"
+
+    @property
+    def gone(self) -> bool:
+        return not self.members
+
+    def live_messages(self) -> list[Message]:
+        """What history should show, oldest first."""
+        return [] if self.gone else [m for m in self.messages if not m.deleted]
+
+
+class Model:
+    """Everything the test has done, and what the API should answer next."""
+
+    def __init__(self):
+        self.users: dict[int, User] = {}
+        self.chats: dict[int, Chat] = {}
+
+    def live_users(self) -> list[User]:
+        return [user for user in self.users.values() if not user.deleted]
+
+    def user_by_name(self, name: str) -> User | None:
+        """The live user holding the name; names compare ignoring case."""
+        for user in self.live_users():
+            if user.name.lower() == name.lower():
+                return user
+        return None
+
+    def messages(self) -> list[Message]:
+        """Every message sent so far, deleted ones and those of gone chats too."""
+        return [message for chat in self.chats.values() for message in chat.messages]
+
+    def chats_of(self, user_id: int) -> list[Chat]:
+        return [chat for chat in self.chats.values() if user_id in chat.members]
+
+    def titles_of(self, user_id: int) -> set[str]:
+        return {chat.title for chat in self.chats_of(user_id)}
+
+    def refusal(self, actor: User, chat: Chat) -> int | None:
+        """The status refusing the actor anything in the chat, else None.
+
+        The order is the README's: session (401), chat (404), membership (403).
+        """
+        if actor.deleted:
+            return 401
+        if chat.gone:
+            return 404
+        if actor.id not in chat.members:
+            return 403
+        return None
+
+    def leave(self, chat: Chat, user_id: int) -> None:
+        """The owner's leaving passes ownership to the earliest joiner; the last one out ends the chat."""
+        chat.members.remove(user_id)
+        if chat.gone:
+            chat.owner_id = None
+        elif chat.owner_id == user_id:
+            chat.owner_id = chat.members[0]
+
+    def delete_user(self, user: User) -> None:
+        """The account leaves every chat; the messages it sent stay."""
+        for chat in self.chats_of(user.id):
+            self.leave(chat, user.id)
+        user.deleted = True
