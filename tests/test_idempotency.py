@@ -1,14 +1,13 @@
 """Idempotency-Key on sends: a retry returns the first result and stores nothing new."""
 
 import asyncio
-import json
 
 import pytest
 
 from storage import keys
 
 from .api_helpers import assert_error, assert_ok, chat_with, history
-from .wsclient import next_event, open_socket
+from .wsclient import answer, open_socket
 
 
 async def send_with_key(client, chat_id, content, key):
@@ -103,13 +102,8 @@ async def test_the_socket_send_takes_a_key_too(make_user, base_url):
     alice = await make_user()
     chat_id = await chat_with(alice)
     socket = await open_socket(base_url, alice.cookies)
-    acks = []
-    for request_id in (1, 2):
-        socket.write_message(json.dumps({"op": "send", "chat_id": chat_id, "content": "hi",
-                                         "idempotency_key": "ws-1", "request_id": request_id}))  # fmt: skip
-        while (event := await next_event(socket))["type"] != "ack":
-            pass
-        acks.append(event)
+    frame = {"op": "send", "chat_id": chat_id, "content": "hi", "idempotency_key": "ws-1"}
+    acks = [await answer(socket, {**frame, "request_id": request_id}) for request_id in (1, 2)]
     assert acks[0]["message_id"] == acks[1]["message_id"] == 1
     assert "replayed" not in acks[0] and acks[1]["replayed"] is True
     # The HTTP send with the same key is the same send.
@@ -124,12 +118,10 @@ async def test_on_the_socket_a_null_key_is_no_key_and_a_bad_one_is_named_as_sent
     alice = await make_user()
     chat_id = await chat_with(alice)
     socket = await open_socket(base_url, alice.cookies)
-    answers = []
-    for key in (None, None, "bad key"):
-        socket.write_message(json.dumps({"op": "send", "chat_id": chat_id, "content": "hi", "idempotency_key": key}))
-        while (event := await next_event(socket))["type"] not in ("ack", "error"):
-            pass
-        answers.append(event)
+    answers = [
+        await answer(socket, {"op": "send", "chat_id": chat_id, "content": "hi", "idempotency_key": key})
+        for key in (None, None, "bad key")
+    ]
     assert [a["type"] for a in answers] == ["ack", "ack", "error"]
     assert answers[0]["message_id"] != answers[1]["message_id"]
     assert answers[2]["status"] == 400 and answers[2]["error"].startswith("idempotency_key must be")

@@ -3,7 +3,6 @@ address, messages per user; 429 with Retry-After; shared across processes."""
 
 import asyncio
 import dataclasses
-import json
 
 import pytest
 import requests
@@ -11,7 +10,7 @@ import requests
 from .api_helpers import assert_error, assert_ok, chat_with, send
 from .apiclient import unique_name
 from .processes import RunningServer
-from .wsclient import next_event, open_socket
+from .wsclient import answer, open_socket
 
 PASSWORD = "correct horse"
 
@@ -29,14 +28,6 @@ def assert_limited(response) -> int:
     retry_after = int(response.headers["Retry-After"])
     assert retry_after >= 1 and f"{retry_after} s" in message, (message, retry_after)
     return retry_after
-
-
-async def answer(socket, frame) -> dict:
-    """The ack or error a send frame gets (message events may come first)."""
-    socket.write_message(json.dumps(frame))
-    while (event := await next_event(socket))["type"] not in ("ack", "error"):
-        pass
-    return event
 
 
 async def login(client, name, password):

@@ -36,3 +36,11 @@ async def request(connection, frame) -> dict:
     """Sends a frame (a dict as JSON, or a raw str/bytes) and returns the next event."""
     connection.write_message(json.dumps(frame) if isinstance(frame, dict) else frame, binary=isinstance(frame, bytes))
     return await next_event(connection)
+
+
+async def answer(connection, frame: dict) -> dict:
+    """Sends a request frame; returns its `ack` or `error` (events of other kinds may come first)."""
+    connection.write_message(json.dumps(frame))
+    while (event := await next_event(connection))["type"] not in ("ack", "error"):
+        pass
+    return event
