@@ -1,23 +1,29 @@
-"""Fixtures: a real redis-server for the session, a clean database and the
-real app on a real port for each test."""
+"""Fixtures: a real redis-server (or, with CHAT_TEST_REDIS=cluster, a real
+three-master Redis Cluster) for the session, a clean database and the real
+app on a real port for each test."""
 
 import asyncio
 
 import pytest
-import redis
 
 from server.app import make_app, make_http_server, make_redis, make_storage
+from server.cluster_redis import LocalCluster
 from server.embedded_redis import EmbeddedRedis
 from server.hub import Hub
 from server.settings import Settings
 
 from .apiclient import ApiClient
+from .redis_clients import redis_mode, sync_client
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    """One redis-server (the same lookup as `run.py`), without persistence."""
-    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")), "--appendonly", "no", "--save", "")
+    """One redis-server (the same lookup as `run.py`) without persistence, or a
+    local three-master cluster (its `redis+cluster://` URL) in cluster mode."""
+    if redis_mode() == "cluster":
+        server = LocalCluster(str(tmp_path_factory.mktemp("cluster")))
+    else:
+        server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis")), "--appendonly", "no", "--save", "")
     url = server.start()
     yield url
     server.stop()
@@ -33,8 +39,9 @@ def settings():
 
 @pytest.fixture
 def sync_redis(redis_url):
-    """A plain client for looking at (and emptying) the database."""
-    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+    """A plain client for looking at (and emptying) the database; on a cluster,
+    its KEYS, FLUSHALL, PUBSUB NUMSUB, CLIENT and CONFIG act on every node."""
+    with sync_client(redis_url) as client:
         client.flushall()
         yield client
 

@@ -8,12 +8,12 @@ import time
 from collections import Counter
 
 import pytest
-import redis
 import requests
 
 from server.embedded_redis import EmbeddedRedis
 
 from .processes import RunningServer
+from .redis_clients import sync_client
 
 SENDERS = 6
 MAX_SENDS_EACH = 100  # bounds the burst (and keeps the history within one page)
@@ -105,7 +105,7 @@ def wait_for(condition, seconds: float, what: str, senders: list[Sender]) -> Non
 
 
 def test_acknowledged_sends_survive_a_redis_crash_mid_burst(embedded_redis, chat_server):
-    with redis.Redis.from_url(embedded_redis.url, decode_responses=True) as client:
+    with sync_client(embedded_redis.url) as client:
         assert client.config_get("appendfsync") == {"appendfsync": "always"}  # the embedded default
     stop = threading.Event()
     senders, chat_url = start_burst(chat_server.base, stop)

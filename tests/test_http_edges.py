@@ -10,6 +10,8 @@ from tornado.testing import bind_unused_port
 from server.app import make_app, make_http_server, make_redis, make_storage
 from server.hub import Hub
 
+from .redis_clients import nodes_of
+
 LIMIT = 64 * 1024
 
 
@@ -172,8 +174,8 @@ async def test_chunked_body_over_limit_is_413_on_a_get_too(make_user, http_port)
 async def test_redis_out_of_memory_is_json_503_and_loses_nothing(make_user, sync_redis):
     alice = await make_user()
     chat = (await alice.post("/api/chats", {"title": "full"})).headers["Location"]
-    used = int(sync_redis.info("memory")["used_memory"])
-    sync_redis.config_set("maxmemory", used + 256 * 1024)
+    for node in nodes_of(sync_redis):  # on a cluster each master has its own memory, and the chat is on one
+        node.config_set("maxmemory", int(node.info("memory")["used_memory"]) + 256 * 1024)
     try:
         codes = []
         for _ in range(200):

@@ -8,7 +8,18 @@ from tornado.httpclient import HTTPClientError
 
 from storage import keys
 
+from .redis_clients import settle_pubsub
 from .wsclient import closed, next_event, open_socket, request
+
+
+@pytest.fixture(autouse=True)
+def _settle_before_sockets(sync_redis, monkeypatch):
+    """Makes socket_of wait, on a Redis Cluster, for the events of the test's setup."""
+    monkeypatch.setattr(f"{__name__}.settle_events", lambda: settle_pubsub(sync_redis))
+
+
+def settle_events() -> None:
+    """Replaced in each test by _settle_before_sockets."""
 
 
 async def chat_of(owner, *members, title="room"):
@@ -19,6 +30,10 @@ async def chat_of(owner, *members, title="room"):
 
 
 async def socket_of(client, base_url):
+    # On a Redis Cluster an event reaches a subscriber on another node after
+    # its publisher's reply: without this, a socket opened right after the
+    # setup could still get the setup's events (on one server it never does).
+    settle_events()
     return await open_socket(base_url, client.cookies)
 
 

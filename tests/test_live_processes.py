@@ -6,6 +6,7 @@ import pytest
 
 from .apiclient import ApiClient
 from .processes import RunningServer
+from .redis_clients import settle_pubsub
 from .wsclient import closed, next_event, open_socket
 
 
@@ -24,7 +25,7 @@ async def user_on(http_client, server, name=None):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_message_posted_on_one_process_reaches_a_socket_on_the_other(two_servers, http_client):
+async def test_a_message_posted_on_one_process_reaches_a_socket_on_the_other(two_servers, http_client, sync_redis):
     first, second = two_servers
     alice = await user_on(http_client, first)
     bob = await user_on(http_client, second)
@@ -32,6 +33,7 @@ async def test_a_message_posted_on_one_process_reaches_a_socket_on_the_other(two
     await alice.post(f"/api/chats/{chat_id}/members", {"user_id": bob.user_id})
     # Alice's requests go to the first process and her socket is on the
     # second; bob the other way round. Each event below crosses processes.
+    settle_pubsub(sync_redis)  # on a cluster, the setup's events may still be on their way
     bob_socket = await open_socket(first.base, bob.cookies)
     alice_socket = await open_socket(second.base, alice.cookies)
 

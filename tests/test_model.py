@@ -12,7 +12,6 @@ import os
 import re
 
 import pytest
-import redis
 import requests
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
@@ -27,6 +26,7 @@ from hypothesis.stateful import (
 
 from .model_http import Agent, expect
 from .model_state import Chat, Message, Model, User
+from .redis_clients import sync_client
 from .processes import RunningServer
 
 # Few users and chats keep the after-every-step check (every user against
@@ -67,7 +67,7 @@ class ChatMachine(RuleBasedStateMachine):
     def __init__(self, base: str, redis_url: str):
         super().__init__()
         # Each example starts from an empty database with its own users.
-        with redis.Redis.from_url(redis_url) as client:
+        with sync_client(redis_url) as client:
             client.flushall()
         self.base = base
         self.model = Model()
