@@ -39,7 +39,8 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
     client = make_redis(redis_url, settings)
     async with asyncio.timeout(settings.redis_timeout_secs * 5):
         await client.ping()  # fail at start, not on the first request
-    storage = make_storage(client, settings)
+        storage = make_storage(client, settings)
+        await storage.prepare()
     hub = Hub(storage.feed)
     storage.start()
     connections = Connections(make_app(settings, storage, hub))

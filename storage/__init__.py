@@ -44,7 +44,7 @@ class Storage:
     def __init__(self, redis, settings):
         """`settings`: the service's Settings (any object with the same fields)."""
         self._redis = redis
-        scripts = Scripts(redis)
+        self._scripts = scripts = Scripts(redis)
         self.feed = EventFeed(redis)
         self.passwords = PasswordHasher(cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
         self.limits = RateLimits(redis, scripts, settings)
@@ -59,6 +59,10 @@ class Storage:
             token_ttl_secs=settings.token_ttl_secs,
             token_idle_secs=settings.token_idle_secs,
         )
+
+    async def prepare(self) -> None:
+        """Loads the scripts ahead of the first requests (see Scripts.load)."""
+        await self._scripts.load()
 
     async def ping(self) -> None:
         """Raises a redis error unless Redis answers (for health checks)."""

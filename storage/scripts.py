@@ -46,11 +46,19 @@ class Scripts:
     """The registered scripts of one Redis client, one attribute per script."""
 
     def __init__(self, redis):
+        self._redis = redis
         prelude = _source("chat_prelude")
         for name in _CHAT_SCRIPTS:
             setattr(self, name, redis.register_script(prelude + _source(name)))
         for name in _PLAIN_SCRIPTS:
             setattr(self, name, redis.register_script(_source(name)))
+
+    async def load(self) -> None:
+        """Loads every script into Redis (on a cluster, into every master), so
+        that first requests do not pay for NOSCRIPT and a reload. Optional:
+        a script missing later (a restart, SCRIPT FLUSH) reloads itself."""
+        for name in (*_CHAT_SCRIPTS, *_PLAIN_SCRIPTS):
+            await self._redis.script_load(getattr(self, name).script)
 
     async def run(self, name: str, key_names: list[str], args: list) -> object:
         """Runs a script by name."""

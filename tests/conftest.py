@@ -62,7 +62,9 @@ def storage(io_loop, redis_client, settings):
 
 
 async def _start(storage):
-    """Starts the event feed and waits until it is subscribed, as a server would be."""
+    """Loads the scripts, starts the event feed and waits until it is
+    subscribed, as a server would."""
+    await storage.prepare()
     storage.start()
     while not storage.feed.connected:
         await asyncio.sleep(0.005)
