@@ -9,7 +9,6 @@ import hashlib
 import secrets
 import time
 
-
 from . import keys
 from .errors import NameTaken, NotFound, Unavailable
 from .records import utc_now_iso
