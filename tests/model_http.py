@@ -2,6 +2,8 @@
 
 import requests
 
+from .contract import check_response
+
 
 class Agent:
     """One user's browser: its own connection and the cookies registration gave it."""
@@ -14,9 +16,12 @@ class Agent:
     def call(self, method: str, path: str, **kw) -> requests.Response:
         # The cookies are sent as registration gave them, even after the
         # account is deleted: the server must refuse the token, not the client drop it.
-        return self.http.request(
+        response = self.http.request(
             method, self.base + path, cookies=self.cookies, timeout=30, allow_redirects=False, **kw
         )
+        # Every answer is checked against the API contract, as ApiClient's are.
+        check_response(method, path.split("?", 1)[0], response.status_code, response.headers, response.content)
+        return response
 
     def close(self) -> None:
         self.http.close()
