@@ -1,5 +1,6 @@
 """The application factory: routes, and the HTTP server that carries them."""
 
+import asyncio
 import socket
 
 import redis.asyncio
@@ -90,12 +91,32 @@ def make_redis(url: str, settings: Settings) -> redis.asyncio.Redis | redis.asyn
     plain = cluster_url(url)
     if plain is not None:
         # Redirections after a slot moved (MOVED, ASK) are still followed.
-        # The pool is per node, and does not wait: a full one answers 503.
-        return redis.asyncio.RedisCluster.from_url(plain, max_connections=settings.redis_max_connections, **common)
+        return WaitingRedisCluster.from_url(plain, max_connections=settings.redis_max_connections, **common)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         url, max_connections=settings.redis_max_connections, timeout=None, **common
     )
     return redis.asyncio.Redis(connection_pool=pool)
+
+
+class WaitingRedisCluster(redis.asyncio.RedisCluster):
+    """A cluster client whose requests wait for a free connection, as a single
+    server's BlockingConnectionPool does: redis-py's cluster pool (one per
+    node) raises at once when it is full. At most `max_connections - 1`
+    commands are in flight in all, which leaves a connection on every node
+    for the pub/sub feed (it borrows one from its node's pool)."""
+
+    def __init__(self, *args, max_connections: int, **kwargs):
+        super().__init__(*args, max_connections=max_connections, **kwargs)
+        self._in_flight = asyncio.Semaphore(max(1, max_connections - 1))
+
+    async def execute_command(self, *args, **kwargs):
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+    async def mget_nonatomic(self, keys, *args):
+        # A pipeline: one connection per node it touches, counted as one.
+        async with self._in_flight:
+            return await super().mget_nonatomic(keys, *args)
 
 
 def _keepalive(url: str) -> dict:
