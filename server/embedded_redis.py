@@ -79,15 +79,20 @@ class EmbeddedRedis:
         return self.url
 
     def revive(self) -> bool:
-        """Starts the server again on the same data if it died; whether it had.
+        """Starts the server again on the same data if it died; whether it did.
 
         With `appendfsync always` it comes back with everything it had
-        acknowledged, so the service recovers without a restart.
+        acknowledged, so the service recovers without a restart. A start
+        that fails is logged; the next call tries again.
         """
         if self.process is None or self.process.poll() is None:
             return False
         log.error("redis-server exited with %s; starting it again on its data", self.process.returncode)
-        self.start()
+        try:
+            self.start()
+        except RuntimeError:
+            log.exception("could not restart redis-server; trying again")
+            return False
         return True
 
     def stop(self) -> None:

@@ -71,10 +71,7 @@ async def _keep_alive(embedded: EmbeddedRedis) -> None:
     """Restarts the embedded redis-server whenever it dies."""
     while True:
         await asyncio.sleep(EMBEDDED_CHECK_SECS)
-        try:
-            await asyncio.to_thread(embedded.revive)
-        except RuntimeError:
-            log.exception("could not restart redis-server; trying again")
+        await asyncio.to_thread(embedded.revive)
 
 
 def _set_once(future: asyncio.Future, value) -> None:
@@ -100,10 +97,7 @@ def supervise(settings: Settings, redis_url: str, argv: list[str], embedded: Emb
     while not stopping:
         time.sleep(0.2)
         if embedded is not None:
-            try:
-                embedded.revive()
-            except RuntimeError:
-                log.exception("could not restart redis-server; trying again")
+            embedded.revive()
         for index, worker in enumerate(workers):
             if worker.poll() is not None and not stopping:
                 log.error("worker %d exited with %s; restarting it", worker.pid, worker.returncode)

@@ -16,15 +16,13 @@ import redis.exceptions
 from redis.exceptions import LockError
 
 from . import deadline, keys
-from .cluster import mget
-from .errors import Conflict, Forbidden, NotFound, Unavailable
+from .cluster import fresh_id, mget
+from .errors import Conflict, Forbidden, NotFound
 from .events import encode_event, publish
 from .records import new_chat_summary, utc_now_iso
 from .users import is_live
 
 CREATE_LOCK_SECS = 5
-# Ids a creation tries before giving up (more than one only after a cluster failover).
-ID_ATTEMPTS = 10
 LOCK_WAIT_SECS = 1  # at most half what is left of the deadline: a busy lock is a 409, not a 503
 
 
@@ -58,17 +56,18 @@ class ChatStore:
         return chat_id
 
     async def _create(self, user_id: int, title: str) -> int:
-        for _ in range(ID_ATTEMPTS):
-            chat_id = await self._redis.incr(keys.CHAT_ID_SEQ)
+        async def create(chat_id: int) -> bool:
             await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
             created_at = utc_now_iso()
             summary = new_chat_summary(chat_id, title, user_id, created_at)
             if await self._scripts.run(
                 "create_chat", keys.chat_keys(chat_id, user_id), [user_id, title, created_at, summary, chat_id]
             ):
-                return chat_id
-            await self._unindex(user_id, chat_id)  # a taken id (see create_chat.lua): take the next
-        raise Unavailable("could not find a free chat id")
+                return True
+            await self._unindex(user_id, chat_id)  # a taken id (see create_chat.lua): the next is tried
+            return False
+
+        return await fresh_id(self._redis, keys.CHAT_ID_SEQ, create)
 
     async def list_for(self, user_id: int) -> list[dict]:
         """The user's chats with their last message, most recent activity first."""

@@ -8,8 +8,10 @@ a key that nobody owns, which the next claim of that name takes over.
 import hashlib
 import secrets
 import time
+from itertools import chain
 
 from . import keys
+from .cluster import fresh_id
 from .errors import NameTaken, NotFound, Unavailable
 from .records import utc_now_iso
 
@@ -17,9 +19,8 @@ TOKEN_BYTES = 32  # 256 random bits
 # Past this, a login ends the user's oldest sessions (logins that succeed are
 # not rate limited, and each session costs memory until it expires).
 MAX_SESSIONS_PER_USER = 100
-# Tries of a step that starts over when something changed under it: a new
-# user id (taken only after a cluster failover), ending all sessions (a login raced).
-ID_ATTEMPTS = 10
+# Tries of ending all sessions, which starts over when a login raced it.
+END_ALL_ATTEMPTS = 10
 
 
 def token_digest(token: str) -> str:
@@ -55,18 +56,12 @@ class UserStore:
 
     async def _new_user(self, name: str, email: str, hashed: str) -> int:
         """Writes the user hash under a fresh id; its id."""
-        for _ in range(ID_ATTEMPTS):
-            user_id = await self._redis.incr(keys.USER_ID_SEQ)
-            fields = {"id": user_id, "name": name, "email": email, "password": hashed, "created_at": utc_now_iso()}
-            # Refused for a taken id (see create_user.lua): take the next.
-            if await self._scripts.run("create_user", [keys.user_key(user_id)], [x for kv in fields.items() for x in kv]):
-                return user_id
-        raise Unavailable("could not find a free user id")
 
-    async def authenticate(self, name: str, password: str) -> int | None:
-        """The user id if name and password match, else None (same cost either way)."""
-        user_id, _ = await self._check_password(name, password)
-        return user_id
+        async def create(user_id: int) -> bool:  # refused for a taken id (see create_user.lua)
+            fields = {"id": user_id, "name": name, "email": email, "password": hashed, "created_at": utc_now_iso()}
+            return bool(await self._scripts.run("create_user", [keys.user_key(user_id)], [*chain(*fields.items())]))
+
+        return await fresh_id(self._redis, keys.USER_ID_SEQ, create)
 
     async def login(self, name: str, password: str) -> tuple[int, str] | None:
         """(user id, new session token) if name and password match, else None.
@@ -209,7 +204,7 @@ class UserStore:
     async def end_all_sessions(self, user_id: int) -> None:
         # The script refuses if the set changed since it was read: a login
         # racing with this cannot leave a session behind.
-        for _ in range(ID_ATTEMPTS):
+        for _ in range(END_ALL_ATTEMPTS):
             digests = await self._redis.zrange(keys.user_sessions_key(user_id), 0, -1)
             if await self._run_end_sessions(user_id, "all", digests) >= 0:
                 break

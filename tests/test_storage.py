@@ -45,12 +45,12 @@ async def test_concurrent_registrations_of_one_name_have_one_winner(storage, syn
 
 
 @pytest.mark.gen_test
-async def test_authenticate(storage):
+async def test_login(storage):
     user_id = await new_user(storage, "carol")
-    assert await storage.users.authenticate("CAROL", PASSWORD) == user_id
-    assert await storage.users.authenticate("carol", "wrong password") is None
-    assert await storage.users.authenticate("nobody", PASSWORD) is None
-    assert await storage.users.authenticate("carol", "x" * 100) is None  # bcrypt 5 would raise
+    assert (await storage.users.login("CAROL", PASSWORD))[0] == user_id
+    assert await storage.users.login("carol", "wrong password") is None
+    assert await storage.users.login("nobody", PASSWORD) is None
+    assert await storage.users.login("carol", "x" * 100) is None  # bcrypt 5 would raise
 
 
 @pytest.mark.gen_test

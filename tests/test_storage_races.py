@@ -25,7 +25,7 @@ async def test_an_account_being_deleted_is_gone_for_every_check(storage, sync_re
     mark_deleting(sync_redis, user_id)
     with pytest.raises(NotFound):
         await storage.users.create_session(user_id)  # a login that lost the race
-    assert await storage.users.authenticate("ada", PASSWORD) is None
+    assert await storage.users.login("ada", PASSWORD) is None
     assert not await storage.users.exists(user_id)
     assert await storage.users.names([user_id]) == {}
     with pytest.raises(NotFound):

@@ -1,4 +1,6 @@
-"""Sessions in storage: the cap per user, a shorter lifetime setting, a vanished account."""
+"""Storage under conditions a cluster or an operator can create: the session
+cap per user, a shorter lifetime setting, a vanished account, a counter
+taken back."""
 
 import dataclasses
 
@@ -38,3 +40,18 @@ async def test_a_session_of_an_account_that_vanished_is_not_live(storage, sync_r
     token = await storage.users.create_session(user_id)
     sync_redis.delete(keys.user_key(user_id))  # as a deletion cut short after this step would leave it
     assert not await storage.users.has_session(user_id, token, fresh=True)
+
+
+@pytest.mark.gen_test
+async def test_a_counter_taken_back_never_overwrites_what_it_handed_out(storage, sync_redis):
+    # As a cluster failover can leave it: the counter behind the surviving objects.
+    first = await storage.users.register("first", "f@example.org", PASSWORD)
+    chat = await storage.chats.create(first, "kept")
+    sync_redis.set(keys.USER_ID_SEQ, 0)
+    sync_redis.set(keys.CHAT_ID_SEQ, 0)
+    second = await storage.users.register("second", "s@example.org", PASSWORD)
+    other_chat = await storage.chats.create(second, "new")
+    assert (second, other_chat) == (first + 1, chat + 1)
+    assert (await storage.users.get(first))["name"] == "first"
+    assert [c["title"] for c in await storage.chats.list_for(first)] == ["kept"]
+    assert [c["title"] for c in await storage.chats.list_for(second)] == ["new"]
