@@ -8,6 +8,7 @@ the benchmark works, its numbers mean little.
 
 import argparse
 import asyncio
+import math
 import os
 import platform
 import socket
@@ -20,11 +21,14 @@ from pathlib import Path
 
 from server.embedded_redis import EmbeddedRedis
 
-from . import drivers
+from . import drivers, live, send_latency
+from .crowd import seed_crowd
 from .seed import HISTORY_PAGE, seed
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password"
+SEND_CHAT_SIZES = [1, 1_000, 10_000]
+SMOKE_SEND_CHAT_SIZES = [1, 100, 1_000]
 
 
 def free_port() -> int:
@@ -85,9 +89,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--generator", choices=("auto", "wrk", "locust"), default="auto")
     parser.add_argument("--large-history", type=int, default=1_000_000)
+    parser.add_argument("--sends", type=int, default=300, help="timed sends per chat size")
+    parser.add_argument("--sockets", type=int, default=500, help="open sockets for live delivery")
+    parser.add_argument("--burst", type=int, default=200, help="messages per live-delivery burst")
     args = parser.parse_args()
+    args.send_chat_sizes = SMOKE_SEND_CHAT_SIZES if args.smoke else SEND_CHAT_SIZES
     if args.smoke:
         args.seconds, args.rounds, args.large_history = 1.0, 1, 10_000
+        args.sends, args.sockets, args.burst = 20, 50, 20
     generator = drivers.pick(args.generator)
 
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as data_dir:
@@ -101,11 +110,20 @@ def main() -> None:
                 seed(redis_url, large_history=args.large_history,
                      memory_samples=2_000 if args.smoke else 100_000, password=PASSWORD)
             )  # fmt: skip
-            api_port, bare_port = free_port(), free_port()
-            processes.append(start([sys.executable, "run.py", "--port", str(api_port), "--redis-url", redis_url,
-                                    "--log-level", "warning", "--rate-limits", "off"], api_port))  # fmt: skip
+            crowd = asyncio.run(seed_crowd(redis_url, sizes=args.send_chat_sizes, live_members=args.sockets))
+            api_port, bare_port, bare_ws_port = free_port(), free_port(), free_port()
+            api_process = start([sys.executable, "run.py", "--port", str(api_port), "--redis-url", redis_url,
+                                 "--log-level", "warning", "--rate-limits", "off"], api_port)  # fmt: skip
+            processes.append(api_process)
             processes.append(start([sys.executable, "-m", "bench.bare", "--port", str(bare_port)], bare_port))
-            report(args, generator, seeded, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}")
+            bare_ws_process = start([sys.executable, "-m", "bench.bare_ws", "--port", str(bare_ws_port)], bare_ws_port)
+            processes.append(bare_ws_process)
+            live_targets = [
+                live.Target("server", f"ws://127.0.0.1:{api_port}/api/ws", api_process.pid),
+                live.Target("bare", f"ws://127.0.0.1:{bare_ws_port}/api/ws", bare_ws_process.pid),
+            ]
+            report(args, generator, seeded, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}",
+                   crowd=crowd, live_targets=live_targets)  # fmt: skip
         finally:
             for process in processes:
                 process.terminate()
@@ -113,7 +131,7 @@ def main() -> None:
             redis.stop()
 
 
-def report(args, generator, seeded, api: str, bare: str) -> None:
+def report(args, generator, seeded, api: str, bare: str, *, crowd, live_targets: list[live.Target]) -> None:
     run = dict(seconds=args.seconds, connections=args.connections)
     chats = drivers.Target("GET /api/chats (20 chats)", f"{api}/api/chats", cookie=seeded.reader_cookie)
     targets = [
@@ -161,6 +179,46 @@ def report(args, generator, seeded, api: str, bare: str) -> None:
     quiet_p99, busy_p99 = median_result(quiet).p99_ms, median_result(busy).p99_ms
     print(f"GET /api/chats p99: {quiet_p99:.2f} ms alone, {busy_p99:.2f} ms during 10 concurrent logins: "
           f"ratio {busy_p99 / quiet_p99:.2f} (budget <= 2.00)")  # fmt: skip
+    report_crowd(args, crowd, api, live_targets)
+
+
+def report_crowd(args, crowd, api: str, live_targets: list[live.Target]) -> None:
+    """The send latency by chat size and the live delivery CPU lines."""
+    sizes = args.send_chat_sizes
+    latency = send_latency.measure(api, crowd.sender_cookie, crowd.chats_by_size, sends=args.sends)
+    one, most = latency[sizes[0]], latency[sizes[-1]]
+    p50s = ", ".join(f"{size:,} {_members(size)} {latency[size].p50_ms:.3f} ms" for size in sizes)
+    p99s = ", ".join(f"{latency[size].p99_ms:.3f} ms" for size in sizes)
+    errors = sum(result.errors for result in latency.values())
+    print(f"\nsend p50 by chat size (one connection, {one.sends} sends each): {p50s}: "
+          f"ratio {_ratio(most.p50_ms, one.p50_ms)} (goal <= 1.20)")  # fmt: skip
+    print(f"send p99 by chat size: {p99s}" + (f"; {errors} sends FAILED" if errors else ""))
+
+    runs = live.compare(live_targets, rounds=args.rounds, chat_id=crowd.live_chat, cookies=crowd.live_cookies,
+                        messages=args.burst)  # fmt: skip
+    server, bare = (runs[target.name] for target in live_targets)
+    server_rate, bare_rate = live.median_rate(server), live.median_rate(bare)
+    print(f"live delivery ({len(crowd.live_cookies)} sockets x {args.burst} messages): server "
+          f"{server_rate:,.0f} deliveries per CPU-second, bare broadcaster {bare_rate:,.0f}: "
+          f"ratio {_ratio(server_rate, bare_rate)} (goal >= 0.70)")  # fmt: skip
+    cpu = ", ".join(f"{run.cpu_secs:.2f}/{other.cpu_secs:.2f} s" for run, other in zip(server, bare))
+    print(f"  CPU per burst, server/bare: {cpu}; message events of {server[0].frame_bytes:.0f}/"
+          f"{bare[0].frame_bytes:.0f} bytes")  # fmt: skip
+    for target, target_runs in runs.items():
+        if problem := live.describe(target_runs):
+            print(f"  {target}: {problem}")
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    """numerator / denominator to two places, or n/a where either is not a finite, positive figure."""
+    if not (0 < numerator < math.inf and 0 < denominator < math.inf):
+        return "n/a (too short to measure)"
+    return f"{numerator / denominator:.2f}"
+
+
+def _members(size: int) -> str:
+    """The word for a chat's size."""
+    return "member" if size == 1 else "members"
 
 
 def _load_shape(generator: str, connections: int) -> str:

@@ -30,21 +30,26 @@ def cookie(user_id: int, token: str) -> str:
 
 
 async def _fill(client, user_id: int, chat_id: int, count: int, content: str) -> None:
-    """Sends `count` messages through the real send script, pipelined in batches."""
-    send = Scripts(client).send_message
+    """Sends `count` messages through the real send script (numbered, logged
+    and published as any send), pipelined in batches."""
+    scripts = Scripts(client, chat_log_events=Settings().chat_log_events)
+    key_names, context = scripts.chat_context(chat_id)
     for start in range(0, count, BATCH):
         pipe = client.pipeline(transaction=False)
         for _ in range(min(BATCH, count - start)):
-            args = [user_id, message_json_tail(content), chat_id, utc_now_iso()]
-            await send(keys=keys.chat_keys(chat_id), args=args, client=pipe)
+            args = [user_id, *context, message_json_tail(content), chat_id, utc_now_iso()]
+            await scripts.send_message(keys=key_names, args=args, client=pipe)
         await pipe.execute()
 
 
 async def _memory_per_message(client, user_id: int, chat_id: int, samples: int) -> float:
-    """Bytes the message sorted set holds per message, beyond the message text."""
+    """Bytes the message sorted set and the chat's event log hold per message,
+    beyond the message text (the log keeps about the last --chat-log-events)."""
     content = "m" * 100
     await _fill(client, user_id, chat_id, samples, content)
-    size = await client.memory_usage(keys.chat_messages_key(chat_id), samples=0)  # every element
+    size = 0
+    for key in (keys.chat_messages_key(chat_id), keys.chat_log_key(chat_id)):
+        size += await client.memory_usage(key, samples=0)  # every element
     return size / samples - len(content)
 
 

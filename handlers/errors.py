@@ -9,7 +9,7 @@ import http
 import redis.exceptions
 from tornado.web import HTTPError
 
-from storage import Conflict, Forbidden, KeyReused, NameTaken, NotFound, RateLimited, Unavailable
+from storage import Conflict, Forbidden, Gone, KeyReused, NameTaken, NotFound, RateLimited, Unavailable
 
 from .validation import BadInput
 
@@ -22,6 +22,7 @@ _EXPECTED_ERRORS = (
     (NotFound, 404, None),
     (Forbidden, 403, None),
     (Conflict, 409, None),
+    (Gone, 410, None),
     (KeyReused, 422, None),
     (RateLimited, 429, None),
     (Unavailable, 503, UNAVAILABLE),

@@ -1,5 +1,6 @@
 """GET /api/ws: a WebSocket that pushes every change to the people it concerns,
-and takes `send` requests with the same checks as POST /api/chats/{id}."""
+takes `send` requests with the same checks as POST /api/chats/{id}, and
+`resume` requests that replay a chat's events after a seq (server.hub)."""
 
 import json
 import logging
@@ -21,6 +22,7 @@ from .validation import BadInput, is_encodable, string_fields
 log = logging.getLogger("chat.live")
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_SESSION_ENDED = 4001
 CLOSE_TOO_SLOW = 4008
 REQUEST_ID_MAX_CHARS = 64
@@ -30,6 +32,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
     def initialize(self, storage, settings, rules, hub):
         super().initialize(storage, settings, rules)
         self.hub = hub
+        self.follows: dict = {}  # chat id -> what this socket has of it (kept by the hub)
         self.session: str | None = None
         self._token: str | None = None
         self._pending_bytes = 0
@@ -68,7 +71,11 @@ class EventsSocket(ApiMixin, WebSocketHandler):
 
     async def open(self):
         self.set_nodelay(True)
-        await self.hub.join(self)
+        try:
+            await self.hub.join(self)
+        except (redis.exceptions.RedisError, Unavailable, OSError):
+            self.close(CLOSE_TRY_AGAIN_LATER, "storage is unavailable, try again shortly")
+            return
         # Subscribed and confirmed: anything that happens from now on will
         # arrive. A logout before the subscription is caught here.
         if not await self.session_is_valid() or self._closed():
@@ -83,7 +90,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
     def on_close(self):
         if self._session_checks is not None:
             self._session_checks.stop()
-        IOLoop.current().spawn_callback(self.hub.leave, self)
+        self.hub.leave(self)
 
     def end_session(self) -> None:
         self.close(CLOSE_SESSION_ENDED, "session ended")
@@ -127,23 +134,42 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             # A null field is an absent one, as JSON clients often send them.
             fields = {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
             request = string_fields(fields, "a frame")
-            if request.get("op") != "send":
-                raise BadInput('unknown op: the only op is "send"')
+            op = OPS.get(request.get("op"))
+            if op is None:
+                raise BadInput('unknown op: "send" or "resume"')
             if not await self.session_is_valid(fresh=False):
                 return
-            async with deadline.within(self.config.redis_timeout_secs):
-                chat_id, sent = await send_message(
-                    self, request.get("chat_id"), request.get("content"), request.get("idempotency_key"),
-                    key_name="idempotency_key",
-                )
-            # `replayed` only on a retry answered from its first send, as HTTP's header.
-            replayed = {"replayed": True} if sent.replayed else {}
-            reply = encode_event("ack", request_id=request_id, chat_id=chat_id, message_id=sent.message_id, **replayed)
+            reply = await op(self, request_id, request)
         except Exception as exc:
             status, message = _describe(exc)
             extra = {"retry_after": exc.retry_after_secs} if isinstance(exc, RateLimited) else {}
+            if isinstance(exc, _ChatError):
+                extra["chat_id"] = exc.chat_id
             reply = encode_event("error", request_id=request_id, status=status, error=message, **extra)
         self.deliver(reply)
+
+    async def _send(self, request_id, request: dict) -> str:
+        async with deadline.within(self.config.redis_timeout_secs):
+            chat_id, sent = await send_message(
+                self, request.get("chat_id"), request.get("content"), request.get("idempotency_key"),
+                key_name="idempotency_key",
+            )
+        # `replayed` only on a retry answered from its first send, as HTTP's header.
+        replayed = {"replayed": True} if sent.replayed else {}
+        return encode_event("ack", request_id=request_id, chat_id=chat_id, message_id=sent.message_id, **replayed)
+
+    async def _resume(self, request_id, request: dict) -> str:
+        """Replays the chat's events after `since` (then live ones follow); the
+        ack comes after the replayed events."""
+        chat_id = self.rules.entity_id(request.get("chat_id"), "chat_id")
+        try:
+            since = self.rules.since(request.get("since"))
+            epoch = self.rules.epoch(request.get("epoch"))
+            async with deadline.within(self.config.redis_timeout_secs):
+                seq, epoch = await self.hub.resume(self, chat_id, since, epoch)
+        except Exception as exc:
+            raise _ChatError(chat_id) from exc
+        return encode_event("ack", request_id=request_id, chat_id=chat_id, seq=seq, epoch=epoch)
 
     def _closed(self) -> bool:
         return self.ws_connection is None or self.ws_connection.is_closing()
@@ -179,8 +205,19 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             raise BadInput("the frame is not valid JSON") from None
 
 
+OPS = {"send": EventsSocket._send, "resume": EventsSocket._resume}
+
+
 class FrameTooLarge(Exception):
     pass
+
+
+class _ChatError(Exception):
+    """A request about one chat failed (its cause says how): the error names the chat."""
+
+    def __init__(self, chat_id: int):
+        super().__init__(chat_id)
+        self.chat_id = chat_id
 
 
 def _request_id(data) -> str | int | None:
@@ -199,6 +236,8 @@ def _request_id(data) -> str | int | None:
 
 def _describe(exc: Exception) -> tuple[int, str]:
     """The status and message an HTTP request would have got for this failure."""
+    if isinstance(exc, _ChatError):
+        exc = exc.__cause__
     if isinstance(exc, FrameTooLarge):
         return 413, str(exc)
     expected = expected_error(exc)

@@ -12,6 +12,8 @@ _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 _ID_RE = re.compile(r"[0-9]{1,14}")  # Lua writes numbers with 14 significant digits
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
+_EPOCH_RE = re.compile(r"[A-Za-z0-9]+")
+EPOCH_MAX_CHARS = 64
 
 
 class BadInput(ValueError):
@@ -133,6 +135,20 @@ class Rules:
         if not _ID_RE.fullmatch(value) or not 1 <= int(value) <= top:
             raise BadInput(f"limit must be an integer from 1 to {top}")
         return int(value)
+
+    def since(self, value: str | None) -> int:
+        """A seq to read a chat's log after: 0 (from the oldest kept) or more."""
+        value = _required(value, "since")
+        if not _ID_RE.fullmatch(value):
+            raise BadInput("since must be a non-negative integer")
+        return int(value)
+
+    def epoch(self, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if len(value) > EPOCH_MAX_CHARS or not _EPOCH_RE.fullmatch(value):
+            raise BadInput(f"epoch must be 1-{EPOCH_MAX_CHARS} letters or digits")
+        return value
 
     def idempotency_key(self, value: str | None, field: str = "Idempotency-Key") -> str | None:
         if value is None:

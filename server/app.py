@@ -12,6 +12,7 @@ from tornado.web import Application
 from handlers.auth import LoginHandler, LogoutHandler, RegisterHandler
 from handlers.base import NotFoundHandler
 from handlers.chats import ChatsHandler
+from handlers.events import ChatEventsHandler
 from handlers.live import EventsSocket
 from handlers.members import MembersHandler
 from handlers.messages import ChatHandler
@@ -41,6 +42,7 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
         (r"/api/chats/?", ChatsHandler, deps),
         (r"/api/chats/([^/]+)/?", ChatHandler, deps),
         (r"/api/chats/([^/]+)/members/?", MembersHandler, deps),
+        (r"/api/chats/([^/]+)/events/?", ChatEventsHandler, deps),
         (r"/api/user/?", UserHandler, deps),
         (r"/api/user/([^/]+)/?", UserHandler, deps),
     ]

@@ -1,31 +1,56 @@
-"""The sockets open on this process, and the events Redis brings for them."""
+"""The sockets open on this process, the chats they follow, and the events Redis brings.
 
+Every chat event carries its chat's `seq`. This process subscribes once per
+chat any of its sockets needs, applies each chat's events in seq order,
+exactly once (`ChatStream`), and hands each event to the sockets of the
+members that follow the chat (`Follow`: never an event twice, never one
+before an older one it still owes). What pub/sub did not bring (the
+subscription was down, a socket attached late, a client resumes) is read
+from the chat's log; only what the log cannot serve becomes `resync`.
+"""
+
+import asyncio
 import logging
 from collections import defaultdict
 
+import orjson
+import redis.exceptions
 from tornado.ioloop import IOLoop
 
+from storage import Gone, StorageError, deadline
+from storage.chat_log import PAGE_MAX_EVENTS
 from storage.events import encode_event
+
+from .chat_streams import ChatStream, Event, Follow
 
 log = logging.getLogger("chat.live")
 
+RETRY_SECS = 1.0  # a catch-up that could not read the log tries again after this
+_REDIS_FAILED = (redis.exceptions.RedisError, StorageError, OSError)
+
 
 class Hub:
-    """Keeps user id -> open sockets, and one subscription per user with any.
+    """Keeps user id -> open sockets, chat id -> ChatStream.
 
     A socket is anything with `user_id`, `session` (token digest),
-    `is_ready` (sent `ready`), `deliver(event_json)`, `end_session()`,
-    `going_away()` and the coroutine `session_is_valid()`.
+    `is_ready` (sent `ready`), `follows` (chat id -> Follow, kept here),
+    `deliver(event)`, `end_session()`, `going_away()` and the coroutine
+    `session_is_valid()`.
     """
 
-    def __init__(self, feed):
+    def __init__(self, storage, *, redis_timeout_secs: float = 2.0):
+        self._storage = storage
+        self._feed = feed = storage.feed
+        self._timeout = redis_timeout_secs
         self._sockets: dict[int, set] = defaultdict(set)
-        self._feed = feed
-        feed.on_user_event = self._deliver
+        self._streams: dict[int, ChatStream] = {}
+        feed.on_user_event = self._user_event
+        feed.on_chat_event = self._chat_event
         feed.session_listeners.append(self._session_ended)
         feed.connection_listeners.append(self._connection_changed)
-        # True until the feed first connects too: sockets that joined while it
-        # was down get `resync` when it comes up.
+        feed.chat_listeners.append(self._chat_subscription_changed)
+        # True until the feed first connects: sockets that joined meanwhile
+        # have their sessions and chats checked when it comes up.
         self._lost_connection = not feed.connected
 
     def close_all(self) -> None:
@@ -37,23 +62,338 @@ class Hub:
     def socket_count(self) -> int:
         return sum(len(s) for s in self._sockets.values())
 
-    async def join(self, socket) -> None:
-        """Returns once the user's subscription is confirmed (at once if it already is)."""
-        self._sockets[socket.user_id].add(socket)
-        await self._feed.subscribe(socket.user_id)
+    @property
+    def chat_count(self) -> int:
+        """Chats this process follows (one subscription each)."""
+        return len(self._streams)
 
-    async def leave(self, socket) -> None:
+    # Sockets coming and going.
+
+    async def join(self, socket) -> None:
+        """Returns once the socket follows every chat its user is in: each
+        subscribed and confirmed, each event from here on on its way."""
+        user_id = socket.user_id
+        socket.follows = {}
+        self._sockets[user_id].add(socket)
+        await self._feed.subscribe(user_id)
+        async with deadline.within(self._timeout):
+            chat_ids = await self._storage.chats.ids_of(user_id)
+        streams = await self._follow(chat_ids)
+        try:
+            # Read after subscribing: what happens after this read arrives live.
+            async with deadline.within(self._timeout):
+                positions = await self._storage.chats.positions(user_id, chat_ids)
+            if socket in self._sockets.get(user_id, ()):
+                for chat_id, (seq, epoch) in positions.items():
+                    self._attach(socket, self._streams[chat_id], seq, epoch)
+        finally:
+            self._done_with(streams)
+
+    def leave(self, socket) -> None:
         sockets = self._sockets.get(socket.user_id)
         if sockets is None or socket not in sockets:
             return
         sockets.discard(socket)
+        for chat_id in list(socket.follows):
+            self._unfollow(socket, chat_id)
         if not sockets:
             del self._sockets[socket.user_id]
-            await self._feed.unsubscribe(socket.user_id)
+            self._feed.unsubscribe(socket.user_id)
 
-    def _deliver(self, user_id: int, event: str) -> None:
+    async def resume(self, socket, chat_id: int, since: int, epoch: str | None) -> tuple[int, str]:
+        """Sends the socket every event of the chat after `since` it has not
+        had, then the live ones; (newest seq, epoch). Raises NotFound,
+        Forbidden (checked in the read), Gone (the log cannot serve it)."""
+        streams = await self._follow([chat_id])
+        stream = streams[0]
+        tentative = chat_id not in socket.follows
+        if tentative:  # not followed yet (a chat joined a moment ago): the read checks membership
+            socket.follows[chat_id] = Follow(since)
+            stream.users.add(socket.user_id)
+        try:
+            return await self._replay(stream, [socket], since, user_id=socket.user_id, epoch=epoch)
+        except Exception:
+            if tentative:
+                self._unfollow(socket, chat_id)
+            raise
+        finally:
+            self._done_with(streams)
+
+    def _attach(self, socket, stream: ChatStream, seq: int, epoch: str) -> None:
+        """The socket follows the chat from `seq`, read with the user's membership
+        (unless it already does: a member_added notice came first)."""
+        if stream.chat_id in socket.follows:
+            return
+        if stream.seq is None:
+            stream.seq, stream.epoch = seq, epoch
+            self._apply_ready(stream)
+        elif epoch != stream.epoch:
+            self._restart(stream, seq, epoch)
+        stream.users.add(socket.user_id)
+        follow = socket.follows[stream.chat_id] = Follow(seq)
+        missed = stream.since(seq)
+        if missed is None:  # too far behind what is in memory: from the log
+            follow.held = []  # live events wait for it
+            IOLoop.current().spawn_callback(self._replay_quietly, stream.chat_id, socket, seq)
+            return
+        for event in missed:
+            if self._offer(socket, stream, follow, event):
+                break
+
+    def _unfollow(self, socket, chat_id: int) -> None:
+        socket.follows.pop(chat_id, None)
+        stream = self._streams.get(chat_id)
+        if stream is None:
+            return
+        if not any(chat_id in other.follows for other in self._sockets.get(socket.user_id, ())):
+            stream.users.discard(socket.user_id)
+        self._release_if_unused(stream)
+
+    # Subscriptions.
+
+    async def _follow(self, chat_ids) -> list[ChatStream]:
+        """The streams of these chats, subscribed (each held until `_done_with`)."""
+        streams = []
+        for chat_id in chat_ids:
+            stream = self._streams.get(chat_id)
+            if stream is None:
+                stream = self._streams[chat_id] = ChatStream(chat_id)
+            stream.busy += 1
+            streams.append(stream)
+        confirmed = await asyncio.gather(*(self._feed.subscribe_chat(s.chat_id) for s in streams))
+        for stream, live in zip(streams, confirmed):
+            if not live:
+                stream.lost = True  # caught up from the log once the subscription is confirmed
+        return streams
+
+    def _done_with(self, streams) -> None:
+        for stream in streams:
+            stream.busy -= 1
+            self._release_if_unused(stream)
+
+    def _release_if_unused(self, stream: ChatStream) -> None:
+        if stream.users or stream.busy or self._streams.get(stream.chat_id) is not stream:
+            return
+        del self._streams[stream.chat_id]
+        self._feed.unsubscribe_chat(stream.chat_id)
+
+    def _chat_subscription_changed(self, chat_id: int, live: bool) -> None:
+        stream = self._streams.get(chat_id)
+        if stream is None:
+            return
+        if not live:
+            stream.lost = True
+        elif stream.lost and stream.seq is not None:
+            # Resumes the chat from the last seq it applied, by itself.
+            stream.lost = False
+            self._catch_up(stream)
+
+    # Events.
+
+    def _chat_event(self, chat_id: int, text: str) -> None:
+        stream = self._streams.get(chat_id)
+        if stream is not None:
+            self._receive(stream, Event.parse(text))
+
+    def _receive(self, stream: ChatStream, event: Event) -> None:
+        if stream.seq is not None and event.seq <= stream.seq:
+            return  # had it already (live and from the log)
+        if stream.seq is None or event.seq > stream.seq + 1:
+            stream.pending[event.seq] = event
+            if stream.seq is not None:
+                self._catch_up(stream)  # a gap: something was missed
+            return
+        self._apply(stream, event)
+        self._apply_ready(stream)
+
+    def _apply_ready(self, stream: ChatStream) -> None:
+        for event in stream.take_ready():
+            self._apply(stream, event)
+
+    def _apply(self, stream: ChatStream, event: Event) -> None:
+        stream.seq = event.seq
+        stream.recent.append(event)
+        subject = event.subject
+        if event.kind == "member_added" and subject in self._sockets and subject not in stream.users:
+            # A user with sockets here joined: they follow it from this event on.
+            stream.users.add(subject)
+            for socket in self._sockets[subject]:
+                socket.follows.setdefault(stream.chat_id, Follow(event.seq - 1))
+        for user_id in list(stream.users):
+            for socket in list(self._sockets.get(user_id, ())):
+                follow = socket.follows.get(stream.chat_id)
+                if follow is not None:
+                    self._offer(socket, stream, follow, event)
+        self._release_if_unused(stream)
+
+    def _offer(self, socket, stream: ChatStream, follow: Follow, event: Event) -> bool:
+        """Delivers an event the socket has not had; True if it ended the
+        socket's membership (nothing more of this chat goes to it)."""
+        if not follow.wants(event.seq):
+            return False
+        if follow.held is not None:
+            follow.held.append(event)
+            return False
+        follow.cursor = event.seq
+        socket.deliver(event.data)
+        if event.removes(socket.user_id):
+            self._unfollow(socket, stream.chat_id)
+            return True
+        return False
+
+    def _user_event(self, user_id: int, text: str) -> None:
+        fields = orjson.loads(text)
+        kind, chat_id = fields.get("type"), fields.get("chat_id")
+        if kind == "member_added":
+            stream = self._streams.get(chat_id)
+            if stream is None or user_id not in stream.users:
+                IOLoop.current().spawn_callback(self._follow_new, user_id, chat_id, fields["seq"] - 1)
+            return  # else the chat's own channel brings it, in order
+        if kind == "member_removed":
+            stream = self._streams.get(chat_id)
+            if stream is not None and user_id in stream.users and stream.seq is not None and stream.seq < fields["seq"]:
+                self._catch_up(stream)  # the chat's channel lags or lost it: the removal must land
+            return
+        data = text.encode()
         for socket in list(self._sockets.get(user_id, ())):
-            socket.deliver(event)
+            socket.deliver(data)
+        if kind == "chat_created":
+            IOLoop.current().spawn_callback(self._follow_new, user_id, chat_id, 0)
+
+    # Reading the log.
+
+    async def _follow_new(self, user_id: int, chat_id: int, since: int) -> None:
+        """The user's sockets follow a chat they were just put in, from `since`."""
+        try:
+            streams = await self._follow([chat_id])
+        except _REDIS_FAILED:
+            return
+        stream = streams[0]
+        try:
+            sockets = [s for s in self._sockets.get(user_id, ()) if chat_id not in s.follows]
+            if not sockets:
+                return
+            for socket in sockets:
+                socket.follows[chat_id] = Follow(since)
+            stream.users.add(user_id)
+            await self._replay(stream, sockets, since)
+        except _REDIS_FAILED as exc:
+            log.warning("could not read chat %d's log for user %d: %s", chat_id, user_id, exc)
+        finally:
+            self._done_with(streams)
+
+    async def _replay_quietly(self, chat_id: int, socket, since: int) -> None:
+        streams = await self._follow([chat_id])
+        try:
+            await self._replay(streams[0], [socket], since)
+        except _REDIS_FAILED as exc:
+            log.warning("could not read chat %d's log: %s", chat_id, exc)
+        finally:
+            self._done_with(streams)
+
+    async def _replay(self, stream, sockets, since: int, *, user_id=None, epoch=None) -> tuple[int, str]:
+        """Gives each socket the events after `since` it has not had, read from
+        the log (checking `user_id`'s membership, if given), then what came
+        live meanwhile; (newest seq, epoch)."""
+        follows = [(s, s.follows[stream.chat_id]) for s in sockets if stream.chat_id in s.follows]
+        for _, follow in follows:
+            await follow.lock.acquire()
+            follow.held = follow.held if follow.held is not None else []
+        try:
+            events, newest, epoch = await self._read(stream.chat_id, since, user_id, epoch)
+        except BaseException:
+            for socket, follow in follows:
+                self._release_held(socket, stream, follow)
+            raise
+        if stream.seq is None:
+            stream.seq, stream.epoch = newest, epoch
+            self._apply_ready(stream)
+        for socket, follow in follows:
+            for event in events:
+                if follow.wants(event.seq):
+                    socket.deliver(event.data)
+                    if event.removes(socket.user_id):
+                        socket.follows.pop(stream.chat_id, None)
+                        break
+            follow.since, follow.cursor = min(follow.since, since), max(follow.cursor, newest)
+            self._release_held(socket, stream, follow)
+        return newest, epoch
+
+    def _release_held(self, socket, stream: ChatStream, follow: Follow) -> None:
+        held, follow.held = follow.held or [], None
+        follow.lock.release()
+        current = socket.follows.get(stream.chat_id)
+        if current is None:
+            self._unfollow(socket, stream.chat_id)  # removed during the replay (or the socket left)
+            return
+        if current is not follow:
+            return
+        for event in held:
+            if self._offer(socket, stream, follow, event):
+                break
+
+    async def _read(self, chat_id: int, since: int, user_id, epoch) -> tuple[list[Event], int, str]:
+        """Every event of the chat's log after `since`, page by page."""
+        events: list[Event] = []
+        while True:
+            async with deadline.within(self._timeout):
+                if user_id is None:
+                    page = await self._storage.log.read_unchecked(chat_id, since, epoch)
+                else:
+                    page = await self._storage.log.read(user_id, chat_id, since, PAGE_MAX_EVENTS, epoch)
+            events += [Event.parse(text) for text in page.events]
+            epoch = page.epoch
+            if not page.events or events[-1].seq >= page.seq:
+                return events, max(page.seq, since), epoch
+            since = events[-1].seq
+
+    def _catch_up(self, stream: ChatStream) -> None:
+        if not stream.filling:
+            stream.filling = True
+            IOLoop.current().spawn_callback(self._fill, stream)
+
+    async def _fill(self, stream: ChatStream) -> None:
+        """Reads the chat's log from the last seq this process applied, until
+        nothing is missing; an epoch that changed becomes `resync`."""
+        stream.busy += 1
+        try:
+            while self._streams.get(stream.chat_id) is stream:
+                try:
+                    events, newest, epoch = await self._read(stream.chat_id, stream.seq, None, stream.epoch)
+                except Gone:
+                    async with deadline.within(self._timeout):
+                        seq, epoch = await self._storage.log.position(stream.chat_id)
+                    self._restart(stream, seq, epoch)
+                    return
+                except _REDIS_FAILED as exc:
+                    log.warning("could not read chat %d's log (%s); again in %.0fs", stream.chat_id, exc, RETRY_SECS)
+                    await asyncio.sleep(RETRY_SECS)
+                    continue
+                for event in events:
+                    self._receive(stream, event)
+                if not events or not stream.pending:
+                    return
+        finally:
+            stream.filling = False
+            stream.busy -= 1
+            self._release_if_unused(stream)
+
+    def _restart(self, stream: ChatStream, seq: int, epoch: str) -> None:
+        """The chat's log cannot give what this process missed (it was
+        created afresh, or trimmed past it): its sockets re-read the chat."""
+        log.warning("chat %d's log cannot be resumed: its sockets resync", stream.chat_id)
+        stream.seq, stream.epoch = seq, epoch
+        stream.recent.clear()
+        self._apply_ready(stream)
+        resync = encode_event("resync", chat_id=stream.chat_id).encode()
+        for user_id in list(stream.users):
+            for socket in self._sockets.get(user_id, ()):
+                follow = socket.follows.get(stream.chat_id)
+                if follow is not None:
+                    follow.since = follow.cursor = seq
+                    socket.deliver(resync)
+
+    # Sessions and the classic connection.
 
     def _session_ended(self, user_id: int, digest: str | None) -> None:
         for socket in list(self._sockets.get(user_id, ())):
@@ -65,17 +405,32 @@ class Hub:
             self._lost_connection = True
             return
         if self._lost_connection:
-            # Events published while the subscription was down are gone:
-            # tell every client to catch up over HTTP, and re-check every
-            # session, since a logout may have been among them.
+            # Logouts and per-user events published while it was down are
+            # gone: re-check every session against Redis, and each user's
+            # chats (a chat joined meanwhile is followed and announced by
+            # `resync`). Chat events are caught up from the chats' logs.
             self._lost_connection = False
-            # A socket still before `ready` needs neither: it checks its
-            # session and sends `ready` (catch up from here) itself.
             for socket in (s for s in self._all() if s.is_ready):
-                socket.deliver(encode_event("resync"))
                 IOLoop.current().spawn_callback(socket.session_is_valid)
-            if self.socket_count:
-                log.warning("pub/sub back: told %d sockets to resync", self.socket_count)
+            for user_id in list(self._sockets):
+                IOLoop.current().spawn_callback(self._recheck_chats, user_id)
+
+    async def _recheck_chats(self, user_id: int) -> None:
+        try:
+            async with deadline.within(self._timeout):
+                chat_ids = await self._storage.chats.ids_of(user_id)
+                positions = await self._storage.chats.positions(user_id, chat_ids)
+        except _REDIS_FAILED:
+            return  # the sockets' own session checks will close them if Redis stays away
+        sockets = self._sockets.get(user_id, set())
+        new = [c for c in positions if not any(c in s.follows for s in sockets)]
+        if not new:
+            return
+        resync = encode_event("resync").encode()
+        for socket in list(sockets):
+            socket.deliver(resync)
+        for chat_id in new:
+            await self._follow_new(user_id, chat_id, positions[chat_id][0])
 
     def _all(self) -> list:
         return [socket for sockets in self._sockets.values() for socket in sockets]

@@ -19,6 +19,8 @@ import time
 
 from tornado.netutil import bind_sockets
 
+from storage.migrations import SCHEMA_VERSION
+
 from . import loop
 from .app import make_app, make_http_server, make_redis, make_storage
 from .drain import Connections
@@ -41,7 +43,10 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
         await client.ping()  # fail at start, not on the first request
         storage = make_storage(client, settings)
         await storage.prepare()
-    hub = Hub(storage.feed)
+    # Not under the start-up timeout: on a large database it takes its time.
+    if (found := await storage.upgrade()) < SCHEMA_VERSION:
+        log.info("data upgraded from schema %d to %d", found, SCHEMA_VERSION)
+    hub = Hub(storage, redis_timeout_secs=settings.redis_timeout_secs)
     storage.start()
     connections = Connections(make_app(settings, storage, hub))
     server = make_http_server(connections, settings)

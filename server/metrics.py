@@ -47,6 +47,12 @@ class Metrics:
         )
         sockets = Gauge("chat_websockets_open", "WebSocket connections open on this process.", registry=self.registry)
         sockets.set_function(lambda: hub.socket_count)  # read at scrape time
+        chats = Gauge(
+            "chat_live_chats_followed",
+            "Chats this process follows for its sockets (one pub/sub subscription each).",
+            registry=self.registry,
+        )
+        chats.set_function(lambda: hub.chat_count)
         self._not_found_class = not_found_class
         self._routes: dict[type, list[tuple[re.Pattern, str]]] | None = None
 

@@ -73,6 +73,8 @@ class Settings:
     history_max_limit: int = 1000
     # How long a send's Idempotency-Key is remembered.
     idempotency_ttl_secs: int = 24 * 3600
+    # Events each chat's log keeps at least (for catch-up and resume).
+    chat_log_events: int = 10_000
 
     # WebSocket.
     ws_ping_interval_secs: float = 20.0
@@ -97,7 +99,7 @@ class Settings:
         at_least_one = ("workers", "login_failures_per_name", "login_failures_per_address", "login_window_secs",
                         "registrations_per_address", "registration_window_secs", "message_burst",
                         "token_ttl_secs", "token_idle_secs", "idempotency_ttl_secs", "redis_max_connections",
-                        "max_body_bytes", "history_default_limit", "history_max_limit")  # fmt: skip
+                        "max_body_bytes", "history_default_limit", "history_max_limit", "chat_log_events")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -5,11 +5,12 @@ Operations on a given chat, message or user raise `NotFound`, `Forbidden`,
 missing object.
 """
 
-from . import cluster
+from . import cluster, migrations
 from .chats import ChatStore
 from .errors import (
     Conflict,
     Forbidden,
+    Gone,
     KeyReused,
     NameTaken,
     NotFound,
@@ -17,6 +18,7 @@ from .errors import (
     StorageError,
     Unavailable,
 )
+from .chat_log import ChatLog
 from .events import EventFeed
 from .messages import MessageStore
 from .passwords import PasswordHasher
@@ -35,6 +37,7 @@ __all__ = [
     "Unavailable",
     "RateLimited",
     "KeyReused",
+    "Gone",
 ]
 
 
@@ -44,12 +47,13 @@ class Storage:
     def __init__(self, redis, settings):
         """`settings`: the service's Settings (any object with the same fields)."""
         self._redis = redis
-        self._scripts = scripts = Scripts(redis)
+        self._scripts = scripts = Scripts(redis, chat_log_events=settings.chat_log_events)
         self.feed = EventFeed(redis)
         self.passwords = PasswordHasher(cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
         self.limits = RateLimits(redis, scripts, settings)
         self.chats = ChatStore(redis, scripts)
         self.messages = MessageStore(scripts, idempotency_ttl_secs=settings.idempotency_ttl_secs)
+        self.log = ChatLog(redis, scripts)
         self.users = UserStore(
             redis,
             scripts,
@@ -61,8 +65,16 @@ class Storage:
         )
 
     async def prepare(self) -> None:
-        """Loads the scripts ahead of the first requests (see Scripts.load)."""
+        """Loads the scripts ahead of the first requests (see Scripts.load), and
+        on a Redis 7 cluster publishes chat events to shard channels."""
         await self._scripts.load()
+        if await cluster.supports_shard_channels(self._redis):
+            self._scripts.publish_command = "SPUBLISH"
+            self.feed.use_shard_channels()
+
+    async def upgrade(self) -> int:
+        """Brings older data to this code's layout (see migrations); returns the version it was in."""
+        return await migrations.upgrade(self._redis, self._scripts)
 
     async def ping(self) -> None:
         """Raises a redis error unless Redis answers (for health checks)."""

@@ -18,8 +18,8 @@ from redis.exceptions import LockError
 from . import deadline, keys
 from .cluster import fresh_id, mget
 from .errors import Conflict, Forbidden, NotFound
-from .events import encode_event, publish
-from .records import new_chat_summary, utc_now_iso
+from .events import encode_event, event_body, publish
+from .records import new_chat_summary, new_epoch, utc_now_iso
 from .users import is_live
 
 CREATE_LOCK_SECS = 5
@@ -59,9 +59,10 @@ class ChatStore:
         async def create(chat_id: int) -> bool:
             await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
             created_at = utc_now_iso()
-            summary = new_chat_summary(chat_id, title, user_id, created_at)
+            epoch = new_epoch()
+            summary = new_chat_summary(chat_id, title, user_id, created_at, epoch)
             if await self._scripts.run(
-                "create_chat", keys.chat_keys(chat_id, user_id), [user_id, title, created_at, summary, chat_id]
+                "create_chat", keys.chat_keys(chat_id, user_id), [user_id, title, created_at, summary, chat_id, epoch]
             ):
                 return True
             await self._unindex(user_id, chat_id)  # a taken id (see create_chat.lua): the next is tried
@@ -88,9 +89,28 @@ class ChatStore:
         chats.sort(key=lambda c: (c["last_message_time"] or c["created_at"], c["id"]), reverse=True)
         return chats
 
+    async def ids_of(self, user_id: int) -> list[int]:
+        """The chats in the user's index (a superset of those they are in)."""
+        return [int(c) for c in await self._redis.smembers(keys.user_chats_key(user_id))]
+
+    async def positions(self, user_id: int, chat_ids: list[int]) -> dict[int, tuple[int, str]]:
+        """Chat id -> (seq, epoch) of those chats the user is a member of, each
+        read in one step with the membership (one MGET, or one per slot)."""
+        if not chat_ids:
+            return {}
+        names = []
+        for chat_id in chat_ids:
+            names += [keys.chat_summary_key(chat_id), keys.chat_member_key(chat_id, user_id)]
+        values = await mget(self._redis, names)
+        positions = {}
+        for chat_id, summary, member in zip(chat_ids, values[::2], values[1::2]):
+            if summary is not None and member is not None:
+                parsed = orjson.loads(summary)
+                positions[chat_id] = (parsed.get("seq", 0), parsed.get("epoch", ""))
+        return positions
+
     async def rename(self, user_id: int, chat_id: int, title: str) -> None:
-        event = encode_event("chat_renamed", chat_id=chat_id, title=title)
-        await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event)
+        await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event_body(title=title))
 
     async def members(self, user_id: int, chat_id: int) -> tuple[int, list[int]]:
         """(owner id, member ids in join order), for a member of the chat."""
@@ -109,7 +129,7 @@ class ChatStore:
                 user_id,
                 new_member_id or 0,
                 "0" if new_member_id is None else "1",
-                encode_event("member_added", chat_id=chat_id, user_id=new_member_id),
+                keys.user_events_channel(new_member_id or 0),
                 member_id=new_member_id or 0,
             )
         except (NotFound, Forbidden):
@@ -123,8 +143,9 @@ class ChatStore:
 
     async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
         """The owner removes a member, or a member (user_id == member_id) leaves."""
-        event = encode_event("member_removed", chat_id=chat_id, user_id=member_id)
-        await self._scripts.run_chat("remove_member", chat_id, user_id, member_id, event[:-1], member_id=member_id)
+        await self._scripts.run_chat(
+            "remove_member", chat_id, user_id, member_id, keys.user_events_channel(member_id), member_id=member_id
+        )
         await self._unindex(member_id, chat_id)
 
     async def leave_all(self, user_id: int) -> None:
@@ -163,6 +184,7 @@ class ChatStore:
 
 SUMMARY_FIELDS = (
     "id", "title", "owner_id", "created_at", "last_message", "last_message_id", "last_message_time", "sender_id",
+    "seq", "epoch",
 )  # fmt: skip
 
 

@@ -43,3 +43,27 @@ async def ping(client) -> None:
         await client.ping(target_nodes=redis.asyncio.RedisCluster.PRIMARIES)
     else:
         await client.ping()
+
+
+_NODE_OPTIONS = (
+    "connection_class", "username", "password", "credential_provider", "decode_responses", "encoding",
+    "socket_connect_timeout", "socket_timeout", "socket_keepalive", "socket_keepalive_options", "retry",
+)  # fmt: skip
+
+
+def node_client(client, node) -> redis.asyncio.Redis:
+    """A plain client of one cluster node, with the cluster client's connection
+    options (for a shard channel's pub/sub connection, which must talk to
+    the node owning the channel's slot)."""
+    options = client.get_connection_kwargs()
+    chosen = {k: v for k, v in options.items() if k in _NODE_OPTIONS or k.startswith("ssl_")}
+    pool = redis.asyncio.ConnectionPool(host=node.host, port=node.port, max_connections=2, **chosen)
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+async def supports_shard_channels(client) -> bool:
+    """Sharded pub/sub (SPUBLISH, SSUBSCRIBE): a Redis 7+ cluster."""
+    if not is_cluster(client):
+        return False
+    info = await client.info("server", target_nodes=redis.asyncio.RedisCluster.RANDOM)
+    return int(str(info["redis_version"]).split(".")[0]) >= 7

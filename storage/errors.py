@@ -39,3 +39,8 @@ class RateLimited(StorageError):
 
 class KeyReused(StorageError):
     """An idempotency key sent again with a different request."""
+
+
+class Gone(StorageError):
+    """A chat's log cannot serve a catch-up (another epoch, or events trimmed):
+    the client must re-read the chat's history."""

@@ -1,35 +1,31 @@
 """Live events over Redis pub/sub.
 
-Two kinds of channel:
-- `user:{U}:events`, one per user: chat changes, published by the chat
-  scripts themselves (so in the order of the changes), and `chat_created`.
+Three kinds of channel:
+- `chat:{C}:events`, one per chat: every event of the chat, numbered and
+  published once by the chat script that makes the change (a shard channel
+  on a Redis 7 cluster: SPUBLISH/SSUBSCRIBE, so it stays inside its shard).
+- `user:{U}:events`, one per user: what only that user is told
+  (`chat_created`, and a copy of `member_added`/`member_removed` about them,
+  so that a process not yet following the chat learns of it).
 - `sessions:ended`, one for everybody: every logout and account deletion,
   so each server process can close sockets and forget cached sessions.
 
-A server process holds one `EventFeed`: one pub/sub connection, subscribed to
-`sessions:ended` always and to the channel of each user with a socket open
-on that process (once per user, not per socket).
+A server process holds one `EventFeed`: one classic pub/sub connection
+(sessions:ended, the channels of the users with a socket on this process,
+and the chat channels unless they are sharded), and on a sharded cluster
+one more per master, for the chat channels of its slots. Each channel is
+subscribed once per process however many sockets need it.
 """
 
-import asyncio
-import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable
 
-import redis.exceptions
-
 from . import keys
-from .cluster import is_cluster
+from .cluster import is_cluster, node_client
+from .pubsub import Subscriber
 
 log = logging.getLogger("chat.events")
-
-RETRY_MIN_SECS = 0.1
-RETRY_MAX_SECS = 5.0
-CONFIRM_SECS = 5.0  # longest a subscriber waits for Redis to confirm
-PING_SECS = 10.0  # an idle connection is pinged this often; two silent periods mean it is dead
-_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
 def encode_event(kind: str, **fields) -> str:
@@ -37,171 +33,153 @@ def encode_event(kind: str, **fields) -> str:
     return json.dumps({"type": kind, **fields}, ensure_ascii=False, separators=(",", ":"))
 
 
+def event_body(**fields) -> str:
+    """An event's own fields as JSON without braces, for the chat scripts
+    (chat_prelude.lua's emit) to put after its type, chat id and seq."""
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[1:-1]
+
+
 async def publish(redis_client, user_id: int, event: str) -> None:
     await redis_client.publish(keys.user_events_channel(user_id), event)
 
 
 class EventFeed:
-    """This process's pub/sub connection, and who listens to what comes in.
+    """This process's pub/sub connections, and who listens to what comes in.
 
-    Listeners: `on_user_event(user_id, event_json)`; each of
-    `session_listeners(user_id, digest_or_None)`; each of
-    `connection_listeners(connected: bool)`, called when the subscription
-    goes live and when it is lost. Events published while it was down are
-    not replayed; it reconnects by itself, with backoff, and pings an idle
-    connection so that a dead one is noticed.
+    Listeners: `on_user_event(user_id, event_json)`, `on_chat_event(chat_id,
+    event_json)`; each of `session_listeners(user_id, digest_or_None)`; each
+    of `connection_listeners(connected: bool)`, when the classic connection
+    (sessions and user channels) goes live and when it is lost; each of
+    `chat_listeners(chat_id, live: bool)`, when a chat's subscription is
+    lost and when it is live again. Nothing published while a subscription
+    was down is replayed here: the chat logs are for that (see server.hub).
+    Connections reconnect by themselves, with backoff, and ping when idle.
     """
 
     def __init__(self, redis_client):
         self._redis = redis_client
         self.on_user_event: Callable[[int, str], None] = lambda user_id, event: None
+        self.on_chat_event: Callable[[int, str], None] = lambda chat_id, event: None
         self.session_listeners: list[Callable[[int, str | None], None]] = []
         self.connection_listeners: list[Callable[[bool], None]] = []
+        self.chat_listeners: list[Callable[[int, bool], None]] = []
         self.connected = False
-        self._user_ids: set[int] = set()
-        self._confirmed: set[str] = set()  # channels Redis has confirmed on this connection
-        self._waiters: dict[str, list[asyncio.Future]] = {}
-        self._pubsub = None
-        self._task: asyncio.Task | None = None
-        self._retry_delay = RETRY_MIN_SECS
-        self._last_heard = 0.0
+        self.sharded = False  # chat channels are shard channels (see use_shard_channels)
+        self._main = Subscriber("main", self._new_pubsub, self, anchor=keys.SESSIONS_ENDED_CHANNEL)
+        self._shards: dict[str, Subscriber] = {}  # node name -> its shard channels' connection
+        self._homes: dict[str, Subscriber] = {}  # chat channel -> the connection holding it
+
+    def use_shard_channels(self) -> None:
+        """Chat channels are shard channels from now on (a Redis 7 cluster)."""
+        self.sharded = True
 
     def start(self) -> None:
         """Starts listening (inside the running event loop)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._main.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self._close_pubsub()
-        self._set_connected(False)
+        for subscriber in [self._main, *self._shards.values()]:
+            await subscriber.stop()
+        self._shards.clear()
 
-    async def subscribe(self, user_id: int) -> None:
-        """Subscribes to the user's channel and returns once Redis has confirmed
-        it (or after CONFIRM_SECS, if the connection is down meanwhile)."""
-        channel = keys.user_events_channel(user_id)
-        self._user_ids.add(user_id)
-        if channel in self._confirmed:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(channel, []).append(waiter)
-        # Sent on any connection there is, live or still subscribing; with
-        # none, the next one subscribes to everyone in _user_ids.
-        await self._send("subscribe", channel)
-        try:
-            await asyncio.wait_for(waiter, CONFIRM_SECS)
-        except asyncio.TimeoutError:
-            waiters = self._waiters.get(channel, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
+    async def subscribe(self, user_id: int) -> bool:
+        """Subscribes to the user's channel; returns once Redis has confirmed it
+        (or after a few seconds, False, if the connection is down meanwhile)."""
+        return await self._main.subscribe(keys.user_events_channel(user_id))
 
-    async def unsubscribe(self, user_id: int) -> None:
-        channel = keys.user_events_channel(user_id)
-        self._user_ids.discard(user_id)
-        self._confirmed.discard(channel)
-        await self._send("unsubscribe", channel)
+    def unsubscribe(self, user_id: int) -> None:
+        self._main.unsubscribe(keys.user_events_channel(user_id))
 
-    async def _send(self, command: str, channel: str) -> None:
-        connection = self._pubsub.connection if self._pubsub is not None else None
-        if connection is None or not connection.is_connected:
-            return  # _listen subscribes everyone in _user_ids once connected
-        try:
-            # Written straight to the socket: PubSub.subscribe() would, on a
-            # lost connection, reconnect from this task and read the
-            # handshake's answer while _listen reads the same socket, and
-            # both could wait forever. Here a failure only closes the
-            # connection; _run then reconnects and subscribes everyone.
-            await connection.send_command(command.upper(), channel, check_health=False)
-        except _LOST:
-            pass
+    async def subscribe_chat(self, chat_id: int) -> bool:
+        """Subscribes to the chat's channel; True once Redis has confirmed it."""
+        channel = keys.chat_events_channel(chat_id)
+        home = self._homes.get(channel) or self._home_for(channel)
+        self._homes[channel] = home
+        return await home.subscribe(channel)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._listen()
-            except Exception as exc:  # anything: this loop must outlive it
-                delay = self._retry_delay
-                if isinstance(exc, _LOST):
-                    log.warning("pub/sub connection lost (%s); reconnecting in %.1fs", exc, delay)
-                else:
-                    log.error("pub/sub listener failed; reconnecting in %.1fs", delay, exc_info=exc)
-                self._set_connected(False)
-                self._retry_delay = min(delay * 2, RETRY_MAX_SECS)
-                await asyncio.sleep(delay)
+    def unsubscribe_chat(self, chat_id: int) -> None:
+        channel = keys.chat_events_channel(chat_id)
+        home = self._homes.pop(channel, None)
+        if home is not None:
+            home.unsubscribe(channel)
 
-    async def _listen(self) -> None:
-        await self._close_pubsub()
-        self._confirmed.clear()
-        self._pubsub = await self._new_pubsub()
-        channels = [keys.SESSIONS_ENDED_CHANNEL, *(keys.user_events_channel(u) for u in self._user_ids)]
-        await self._pubsub.subscribe(*channels)
-        # Users who joined while that was being sent had no connection to send
-        # on (see _send); from here on they do.
-        missing = {keys.user_events_channel(u) for u in self._user_ids} - set(channels)
-        if missing:
-            await self._pubsub.subscribe(*missing)
-        self._last_heard = time.monotonic()
-        while True:
-            message = await self._pubsub.get_message(timeout=PING_SECS)
-            now = time.monotonic()
-            if message is None:
-                if now - self._last_heard > 2 * PING_SECS:
-                    raise redis.exceptions.ConnectionError("no answer to ping")
-                await self._pubsub.ping()
-                continue
-            self._last_heard = now
-            self._handle(message)
+    def chat_is_live(self, chat_id: int) -> bool:
+        """Whether the chat's subscription is confirmed on a live connection."""
+        channel = keys.chat_events_channel(chat_id)
+        home = self._homes.get(channel)
+        return home is not None and channel in home.confirmed
 
-    async def _new_pubsub(self):
-        if not is_cluster(self._redis):
-            return self._redis.pubsub()
-        # Any node will do (PUBLISH reaches subscribers on every node): a
-        # random one spreads the processes' subscriptions over the cluster.
-        await self._redis.initialize()
-        return self._redis.pubsub(node=self._redis.get_random_node())
+    # What the connections report (Subscriber's owner).
 
-    def _handle(self, message: dict) -> None:
-        kind, channel = message["type"], message.get("channel")
-        if kind == "unsubscribe":
-            self._confirmed.discard(channel)
-        elif kind == "subscribe":
-            if channel == keys.SESSIONS_ENDED_CHANNEL or keys.user_id_of_events_channel(channel) in self._user_ids:
-                self._confirmed.add(channel)  # (not when an unsubscribe overtook it)
-            for waiter in self._waiters.pop(channel, []):
-                if not waiter.done():
-                    waiter.set_result(None)
-            if channel == keys.SESSIONS_ENDED_CHANNEL:
-                self._retry_delay = RETRY_MIN_SECS
-                self._set_connected(True)
-        elif kind == "message":
-            try:
-                self._dispatch(channel, message["data"])
-            except Exception:
-                log.exception("an event listener failed on %s", channel)
-
-    def _dispatch(self, channel: str, data: str) -> None:
+    def on_message(self, channel: str, data: str) -> None:
         if channel == keys.SESSIONS_ENDED_CHANNEL:
             ended = json.loads(data)
             for listener in self.session_listeners:
                 listener(ended["user_id"], ended["session"])
+        elif channel.startswith("chat:"):
+            self.on_chat_event(keys.id_of_channel(channel), data)
         else:
-            self.on_user_event(keys.user_id_of_events_channel(channel), data)
+            self.on_user_event(keys.id_of_channel(channel), data)
+
+    def on_confirmed(self, channel: str) -> None:
+        if channel == keys.SESSIONS_ENDED_CHANNEL:
+            self._set_connected(True)
+        elif channel.startswith("chat:"):
+            for listener in self.chat_listeners:
+                listener(keys.id_of_channel(channel), True)
+
+    def on_lost(self, channels: set[str]) -> None:
+        if keys.SESSIONS_ENDED_CHANNEL in channels:
+            self._set_connected(False)
+        for channel in channels:
+            if channel.startswith("chat:"):
+                for listener in self.chat_listeners:
+                    listener(keys.id_of_channel(channel), False)
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self.connected:
             return
         self.connected = connected
-        if not connected:
-            self._confirmed.clear()
         for listener in self.connection_listeners:
             listener(connected)
 
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                await pubsub.aclose()
+    # Connections.
+
+    async def _new_pubsub(self):
+        if not is_cluster(self._redis):
+            return self._redis.pubsub()
+        # Any node will do for classic channels (PUBLISH reaches subscribers
+        # on every node): a random one spreads the processes over the cluster.
+        await self._redis.initialize()
+        return self._redis.pubsub(node=self._redis.get_random_node())
+
+    def _home_for(self, channel: str) -> Subscriber:
+        """The connection that should hold a chat channel: the classic one, or
+        that of the master owning the channel's slot."""
+        if not self.sharded:
+            return self._main
+        name = self._redis.get_node_from_key(channel).name
+        if name not in self._shards:
+            subscriber = Subscriber(f"shard {name}", lambda: self._shard_pubsub(name), self, sharded=True)
+            subscriber.before_connect = lambda: self._keep_own_channels(subscriber)
+            self._shards[name] = subscriber
+            subscriber.start()
+        return self._shards[name]
+
+    async def _shard_pubsub(self, name: str):
+        node = self._redis.get_node(node_name=name)
+        if node is None:
+            raise ConnectionError(f"no node {name} in the cluster any more")
+        return node_client(self._redis, node).pubsub()
+
+    async def _keep_own_channels(self, subscriber: Subscriber) -> None:
+        """Before a shard connection reconnects (its master died, or a slot
+        moved): learns the cluster's layout again and hands each channel whose
+        slot another master now serves to that master's connection."""
+        await self._redis.nodes_manager.initialize()
+        for channel in list(subscriber.channels):
+            home = self._home_for(channel)
+            if home is not subscriber:
+                subscriber.channels.discard(channel)
+                self._homes[channel] = home
+                home.adopt(channel)

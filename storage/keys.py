@@ -9,6 +9,7 @@ reaches these builders.
 USER_ID_SEQ = "seq:user_id"  # string counter: last user id handed out
 CHAT_ID_SEQ = "seq:chat_id"  # string counter: last chat id handed out
 SESSIONS_ENDED_CHANNEL = "sessions:ended"  # pub/sub: {"user_id", "session"} of each logout
+SCHEMA_VERSION_KEY = "schema:version"  # string: the layout version of the data (absent: 1)
 
 
 def user_key(user_id: int) -> str:
@@ -42,7 +43,8 @@ def name_key(folded_name: str) -> str:
 
 
 def chat_key(chat_id: int) -> str:
-    """Hash: id, title, owner_id, created_at, last_message_id, last_message_time, join_seq."""
+    """Hash: id, title, owner_id, created_at, last_message_id, last_message_time, join_seq,
+    log_seq (the last event number handed out), log_epoch."""
     return f"chat:{{{chat_id}}}"
 
 
@@ -66,26 +68,47 @@ def chat_member_key(chat_id: int, user_id: int) -> str:
     return f"chat:{{{chat_id}}}:member:{user_id}"
 
 
+def chat_log_key(chat_id: int) -> str:
+    """Stream: the chat's events, entry id `<seq>-0`; a `message` event is
+    stored as `m` -> message id (rebuilt from the messages on replay), any
+    other as `e` -> its JSON. Trimmed to about --chat-log-events entries."""
+    return f"chat:{{{chat_id}}}:log"
+
+
+def chat_log_prior_key(chat_id: int) -> str:
+    """Sorted set: "<message id>:<message JSON>" -> the seq of the event that
+    replaced that version (a deletion), so a replay of an older event shows
+    the message as it was then. Trimmed with the log."""
+    return f"chat:{{{chat_id}}}:log:prior"
+
+
 def chat_keys(chat_id: int, member_id: int | None = None) -> list[str]:
     """The keys of one chat in the order the chat scripts expect them, with
     the member key of the user a script adds or removes last."""
-    names = [chat_key(chat_id), chat_members_key(chat_id), chat_messages_key(chat_id), chat_summary_key(chat_id)]
+    names = [
+        chat_key(chat_id), chat_members_key(chat_id), chat_messages_key(chat_id), chat_summary_key(chat_id),
+        chat_log_key(chat_id), chat_log_prior_key(chat_id),
+    ]  # fmt: skip
     if member_id is not None:
         names.append(chat_member_key(chat_id, member_id))
     return names
 
 
 def user_events_channel(user_id: int) -> str:
-    """Pub/sub channel of everything one user should see live.
-
-    The chat scripts build the same name in Lua (`lua/chat_prelude.lua`).
-    """
+    """Pub/sub channel of the events meant for one user only (chat_created, and
+    a copy of member_added/member_removed for the user they concern)."""
     return f"user:{{{user_id}}}:events"
 
 
-def user_id_of_events_channel(channel: str) -> int:
-    """The user id in a `user_events_channel` name."""
-    return int(channel[len("user:{") : channel.index("}")])
+def chat_events_channel(chat_id: int) -> str:
+    """Pub/sub channel of every event of one chat, in the chat's slot (a shard
+    channel on a Redis 7 cluster)."""
+    return f"chat:{{{chat_id}}}:events"
+
+
+def id_of_channel(channel: str) -> int:
+    """The user or chat id in a `user_events_channel` or `chat_events_channel` name."""
+    return int(channel[channel.index("{") + 1 : channel.index("}")])
 
 
 def send_idempotency_key(chat_id: int, user_id: int, key_digest: str) -> str:

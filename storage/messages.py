@@ -8,7 +8,6 @@ import hashlib
 from typing import NamedTuple
 
 from . import keys
-from .events import encode_event
 from .records import message_json_tail, utc_now_iso
 
 
@@ -65,5 +64,4 @@ class MessageStore:
 
     async def delete(self, user_id: int, chat_id: int, message_id: int) -> None:
         """Deletes one of the user's own messages."""
-        event = encode_event("message_deleted", chat_id=chat_id, message_id=message_id)
-        await self._scripts.run_chat("delete_message", chat_id, user_id, message_id, event)
+        await self._scripts.run_chat("delete_message", chat_id, user_id, message_id)

@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import secrets
 
 
 def utc_now_iso() -> str:
@@ -16,7 +17,12 @@ def message_json_tail(content: str) -> str:
     return json.dumps({"content": content}, ensure_ascii=False, separators=(",", ":"))[1:]
 
 
-def new_chat_summary(chat_id: int, title: str, owner_id: int, created_at: str) -> str:
+def new_epoch() -> str:
+    """A fresh name for a chat log's incarnation."""
+    return secrets.token_hex(8)
+
+
+def new_chat_summary(chat_id: int, title: str, owner_id: int, created_at: str, epoch: str) -> str:
     """The summary of a chat without messages (the scripts keep it up to date)."""
     return json.dumps(
         {
@@ -28,6 +34,8 @@ def new_chat_summary(chat_id: int, title: str, owner_id: int, created_at: str) -
             "last_message_id": None,
             "last_message_time": None,
             "sender_id": None,
+            "seq": 0,
+            "epoch": epoch,
         },
         ensure_ascii=False,
         separators=(",", ":"),

@@ -9,33 +9,39 @@ from pathlib import Path
 import redis.exceptions
 
 from . import keys
-from .errors import Conflict, Forbidden, KeyReused, NotFound
+from .errors import Conflict, Forbidden, Gone, KeyReused, NotFound
 
 _LUA_DIR = Path(__file__).with_name("lua")
-_CHAT_SCRIPTS = (
-    "send_message",
-    "read_history",
-    "delete_message",
-    "rename_chat",
-    "list_members",
-    "add_member",
-    "remove_member",
-)
-_PLAIN_SCRIPTS = (
-    "create_user",
-    "create_chat",
-    "end_sessions",
-    "claim_name",
-    "release_name",
-    "create_session",
-    "touch_session",
-    "set_password",
-    "update_user",
-    "rate_window",
-    "rate_count",
-    "rate_bucket",
-)
-_STATUS_ERRORS = {"not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict, "key_reused": KeyReused}
+# Each script and the files it is made of, in order. A chat script starts
+# with `chat_prelude` (the chat exists, the actor is a member, how events
+# are logged and published).
+_SCRIPTS = {
+    "send_message": ("chat_prelude", "send_message"),
+    "read_history": ("chat_prelude", "read_history"),
+    "read_events": ("chat_prelude", "log_reader", "read_events"),
+    "delete_message": ("chat_prelude", "delete_message"),
+    "rename_chat": ("chat_prelude", "rename_chat"),
+    "list_members": ("chat_prelude", "list_members"),
+    "add_member": ("chat_prelude", "add_member"),
+    "remove_member": ("chat_prelude", "remove_member"),
+    "read_log": ("log_reader", "read_log"),
+    "create_user": ("create_user",),
+    "create_chat": ("create_chat",),
+    "upgrade_chat": ("upgrade_chat",),
+    "end_sessions": ("end_sessions",),
+    "claim_name": ("claim_name",),
+    "release_name": ("release_name",),
+    "create_session": ("create_session",),
+    "touch_session": ("touch_session",),
+    "set_password": ("set_password",),
+    "update_user": ("update_user",),
+    "rate_window": ("rate_window",),
+    "rate_count": ("rate_count",),
+    "rate_bucket": ("rate_bucket",),
+}
+_STATUS_ERRORS = {
+    "not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict, "key_reused": KeyReused, "gone": Gone,
+}  # fmt: skip
 
 
 def _source(name: str) -> str:
@@ -45,19 +51,19 @@ def _source(name: str) -> str:
 class Scripts:
     """The registered scripts of one Redis client, one attribute per script."""
 
-    def __init__(self, redis):
+    def __init__(self, redis, *, chat_log_events: int = 10_000):
         self._redis = redis
-        prelude = _source("chat_prelude")
-        for name in _CHAT_SCRIPTS:
-            setattr(self, name, redis.register_script(prelude + _source(name)))
-        for name in _PLAIN_SCRIPTS:
-            setattr(self, name, redis.register_script(_source(name)))
+        self.chat_log_events = chat_log_events
+        # SPUBLISH on a Redis 7 cluster (see use_shard_channels), else PUBLISH.
+        self.publish_command = "PUBLISH"
+        for name, parts in _SCRIPTS.items():
+            setattr(self, name, redis.register_script("\n".join(_source(part) for part in parts)))
 
     async def load(self) -> None:
         """Loads every script into Redis (on a cluster, into every master), so
         that first requests do not pay for NOSCRIPT and a reload. Optional:
         a script missing later (a restart, SCRIPT FLUSH) reloads itself."""
-        for name in (*_CHAT_SCRIPTS, *_PLAIN_SCRIPTS):
+        for name in _SCRIPTS:
             await self._redis.script_load(getattr(self, name).script)
 
     async def run(self, name: str, key_names: list[str], args: list) -> object:
@@ -79,8 +85,14 @@ class Scripts:
         `member_id`: the user a script adds or removes (their member key is KEYS[5]);
         `extra_key`: one more key of the chat's slot, after those.
         """
-        key_names = keys.chat_keys(chat_id, member_id) + ([extra_key] if extra_key else [])
-        status, *rest = await self.run(name, key_names, [actor_id, *args])
+        key_names, context = self.chat_context(chat_id, member_id, extra_key)
+        status, *rest = await self.run(name, key_names, [actor_id, *context, *args])
         if status != "ok":
             raise _STATUS_ERRORS[status](rest[0])
         return rest
+
+    def chat_context(self, chat_id: int, member_id: int | None = None, extra_key: str | None = None):
+        """The keys of a chat script, and the arguments chat_prelude.lua takes
+        after the actor: the chat's channel, its id, the log's length, how to publish."""
+        key_names = keys.chat_keys(chat_id, member_id) + ([extra_key] if extra_key else [])
+        return key_names, [keys.chat_events_channel(chat_id), chat_id, self.chat_log_events, self.publish_command]

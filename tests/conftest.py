@@ -65,6 +65,7 @@ async def _start(storage):
     """Loads the scripts, starts the event feed and waits until it is
     subscribed, as a server would."""
     await storage.prepare()
+    await storage.upgrade()
     storage.start()
     while not storage.feed.connected:
         await asyncio.sleep(0.005)
@@ -72,7 +73,7 @@ async def _start(storage):
 
 @pytest.fixture
 def hub(storage):
-    hub = Hub(storage.feed)
+    hub = Hub(storage)
     yield hub
     hub.close_all()
 

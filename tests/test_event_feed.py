@@ -32,7 +32,7 @@ async def test_unsubscribing_before_the_confirmation_then_resubscribing_holds(st
     feed.on_user_event = lambda user_id, event: received.append((user_id, event))
     pending = asyncio.ensure_future(feed.subscribe(7))
     await asyncio.sleep(0)  # the SUBSCRIBE is on its way
-    await feed.unsubscribe(7)
+    feed.unsubscribe(7)
     await pending
     await feed.subscribe(7)
     assert numsub(sync_redis, 7) == 1

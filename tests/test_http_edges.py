@@ -131,7 +131,7 @@ async def test_storage_outage_is_json_503(tmp_path, settings, http_client):
     # A real app whose Redis is not there: the answer is a bounded, clean 503.
     client = make_redis(f"unix://{tmp_path}/no-redis.sock", settings)
     storage = make_storage(client, settings)
-    server = make_http_server(make_app(settings, storage, Hub(storage.feed)), settings)
+    server = make_http_server(make_app(settings, storage, Hub(storage)), settings)
     sock, port = bind_unused_port()
     server.add_socket(sock)
     try:

@@ -1,6 +1,7 @@
 -- ARGV[2] user to add, ARGV[3] '1' if that user exists (read just before),
--- ARGV[4] the event to publish (the new member gets it too); KEYS[5] the
--- new member's member key.
+-- ARGV[4] the new member's own channel (the event goes there too, so that a
+-- process not yet following the chat learns of it); KEYS[5] the new
+-- member's member key.
 if ARGV[3] ~= '1' then
   return {'not_found', 'user not found'}
 end
@@ -9,5 +10,7 @@ if redis.call('ZSCORE', KEYS[2], ARGV[2]) then
 end
 redis.call('ZADD', KEYS[2], redis.call('HINCRBY', KEYS[1], 'join_seq', 1), ARGV[2])
 redis.call('SET', KEYS[5], '1')
-publish_to_members(ARGV[4])
+local event = emit('member_added', '"user_id":' .. ARGV[2])
+redis.call('PUBLISH', ARGV[4], event)
+write_summary()
 return {'ok'}

@@ -1,27 +1,55 @@
 -- Prepended to every chat script. KEYS[1] chat hash, KEYS[2] member set,
--- ARGV[1] acting user id. Checking membership inside the script that writes
--- means a member who just left can neither read nor post.
+-- KEYS[3] messages, KEYS[4] summary, KEYS[5] the chat's log, KEYS[6] prior
+-- message versions; ARGV[1] acting user id, ARGV[2] the chat's channel,
+-- ARGV[3] the chat id, ARGV[4] how many events the log keeps at least,
+-- ARGV[5] 'PUBLISH' or 'SPUBLISH' (a shard channel on a Redis 7 cluster).
+-- The log's keys and arguments are taken out here, so each script's own
+-- keys start at KEYS[5] and its own arguments at ARGV[2].
+-- Checking membership inside the script that writes means a member who
+-- just left can neither read nor post.
+local LOG, PRIOR = table.remove(KEYS, 5), table.remove(KEYS, 5)
+local CHANNEL, CHAT_ID = table.remove(ARGV, 2), table.remove(ARGV, 2)
+local LOG_CAP, PUBLISH = table.remove(ARGV, 2), table.remove(ARGV, 2)
 
--- Events go to each member's channel (storage.keys.user_events_channel),
--- from inside the script, so every member sees changes in the order they
--- were made.
-local function publish_to(members, event)
-  for _, member in ipairs(members) do
-    redis.call('PUBLISH', 'user:{' .. member .. '}:events', event)
+-- Numbers the event, appends it to the chat's log and publishes it once, to
+-- the chat's channel, in the same step as the change. `body` is the JSON of
+-- the event's own fields without braces; a message event is logged as its
+-- message id (`message_id`), any other as its JSON. Answers the event and its seq.
+local function emit(kind, body, message_id)
+  if redis.call('HEXISTS', KEYS[1], 'log_epoch') == 0 then
+    -- A chat written by an older version during an upgrade: its log starts here.
+    local now = redis.call('TIME')
+    redis.call('HSET', KEYS[1], 'log_epoch', string.format('%x%05x', now[1], now[2]))
+  end
+  local seq = redis.call('HINCRBY', KEYS[1], 'log_seq', 1)
+  local event = '{"type":"' .. kind .. '","chat_id":' .. CHAT_ID .. ',"seq":' .. seq .. ',' .. body .. '}'
+  if message_id then
+    redis.call('XADD', LOG, 'MAXLEN', '~', LOG_CAP, seq .. '-0', 'm', message_id)
+  else
+    redis.call('XADD', LOG, 'MAXLEN', '~', LOG_CAP, seq .. '-0', 'e', event)
+  end
+  redis.call(PUBLISH, CHANNEL, event)
+  return event, seq
+end
+
+-- Keeps a message's version from before `seq` (the event replacing it), for
+-- replays of the older events that showed it; drops versions no kept event needs.
+local function keep_prior(seq, message_id, message)
+  redis.call('ZADD', PRIOR, seq, message_id .. ':' .. message)
+  local oldest = redis.call('XRANGE', LOG, '-', '+', 'COUNT', 1)[1]
+  if oldest then
+    redis.call('ZREMRANGEBYSCORE', PRIOR, '-inf', string.match(oldest[1], '^%d+'))
   end
 end
 
-local function publish_to_members(event)
-  publish_to(redis.call('ZRANGE', KEYS[2], 0, -1), event)
-end
-
 -- KEYS[4] is the chat's summary, what GET /api/chats lists: rewritten by
--- every script that changes the title, the owner or the newest message.
+-- every script that emits an event (the summary carries the newest seq).
 local function write_summary()
-  local info = redis.call('HMGET', KEYS[1], 'id', 'title', 'owner_id', 'created_at')
+  local info = redis.call('HMGET', KEYS[1], 'id', 'title', 'owner_id', 'created_at', 'log_seq', 'log_epoch')
   local summary = {
     id = tonumber(info[1]), title = info[2], owner_id = tonumber(info[3]), created_at = info[4],
     last_message = cjson.null, last_message_id = cjson.null, last_message_time = cjson.null, sender_id = cjson.null,
+    seq = tonumber(info[5]) or 0, epoch = info[6] or '',
   }
   local newest = redis.call('ZRANGE', KEYS[3], -1, -1)[1]
   if newest then

@@ -1,5 +1,4 @@
--- KEYS[3] messages; ARGV[2] message id, ARGV[3] the event to publish.
--- Only the sender may delete.
+-- KEYS[3] messages; ARGV[2] message id. Only the sender may delete.
 local found = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2])
 if #found == 0 then
   return {'not_found', 'message not found'}
@@ -8,6 +7,9 @@ if cjson.decode(found[1]).sender_id ~= tonumber(ARGV[1]) then
   return {'forbidden', 'you can only delete your own messages'}
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2])
+local _, seq = emit('message_deleted', '"message_id":' .. ARGV[2])
+-- Its older event is replayed without the content: deleted means gone.
+local message = cjson.decode(found[1])
+keep_prior(seq, ARGV[2], '{"id":' .. ARGV[2] .. ',"sender_id":' .. message.sender_id .. ',"time":"' .. message.time .. '","deleted":true}')
 write_summary()
-publish_to_members(ARGV[3])
 return {'ok'}

@@ -1,5 +1,5 @@
--- ARGV[2] the new title, ARGV[3] the event to publish. Any member may rename.
+-- ARGV[2] the new title, ARGV[3] the event's body ('"title":...'). Any member may rename.
 redis.call('HSET', KEYS[1], 'title', ARGV[2])
+emit('chat_renamed', ARGV[3])
 write_summary()
-publish_to_members(ARGV[3])
 return {'ok'}

@@ -28,6 +28,6 @@ redis.call('ZADD', KEYS[3], id, message)
 if KEYS[5] then
   redis.call('SET', KEYS[5], id .. ':' .. ARGV[5], 'EX', ARGV[6])
 end
+emit('message', '"message":' .. message, id)
 write_summary()
-publish_to_members('{"type":"message","chat_id":' .. ARGV[3] .. ',"message":' .. message .. '}')
 return {'ok', id, 0}

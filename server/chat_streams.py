@@ -1,0 +1,81 @@
+"""The chats this process follows for its sockets, each applied in seq order, once.
+
+A `ChatStream` is one chat as this process sees it: the last seq it applied,
+the local users whose sockets follow it, events that came early (waiting for
+a gap to be filled from the log) and the last few events (so a socket that
+attaches a moment late gets them without a Redis read). A `Follow` is what
+one socket has of one chat.
+"""
+
+import asyncio
+from collections import deque
+from typing import NamedTuple
+
+import orjson
+
+RECENT_EVENTS = 256  # per chat: events kept to attach a socket without reading the log
+
+
+class Event(NamedTuple):
+    seq: int
+    data: bytes  # exactly as published: encoded once, written to every socket
+    kind: str
+    subject: int | None  # the user a member_added / member_removed is about
+
+    @classmethod
+    def parse(cls, text: str) -> "Event":
+        fields = orjson.loads(text)
+        return cls(fields["seq"], text.encode(), fields["type"], fields.get("user_id"))
+
+    def removes(self, user_id: int) -> bool:
+        return self.kind == "member_removed" and self.subject == user_id
+
+
+class Follow:
+    """One socket's view of one chat: it got every event with seq in
+    (since, cursor] live; while a replay is being read (`held` is a list),
+    live events wait there so that they follow the replay in order."""
+
+    __slots__ = ("since", "cursor", "held", "lock")
+
+    def __init__(self, seq: int):
+        self.since = self.cursor = seq
+        self.held: list[Event] | None = None
+        self.lock = asyncio.Lock()  # one replay at a time
+
+    def wants(self, seq: int) -> bool:
+        """Whether an event has not reached the socket yet."""
+        return seq > self.cursor or seq <= self.since
+
+
+class ChatStream:
+    __slots__ = ("chat_id", "seq", "epoch", "users", "pending", "recent", "lost", "filling", "busy")
+
+    def __init__(self, chat_id: int):
+        self.chat_id = chat_id
+        self.seq: int | None = None  # last event applied; None until a position is known
+        self.epoch: str | None = None
+        self.users: set[int] = set()  # local users whose sockets follow it
+        self.pending: dict[int, Event] = {}  # events past a gap, until the log fills it
+        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self.lost = False  # the subscription dropped: catch up from the log once it is back
+        self.filling = False  # a catch-up from the log is running
+        self.busy = 0  # joins and replays under way that rely on it
+
+    def since(self, seq: int) -> list[Event] | None:
+        """The recent events after `seq`, or None if they are not all here."""
+        missed = [event for event in self.recent if event.seq > seq]
+        if self.seq is not None and self.seq > seq and (not missed or missed[0].seq != seq + 1):
+            return None
+        return missed
+
+    def take_ready(self) -> list[Event]:
+        """The pending events that now follow on in order (and drops stale ones)."""
+        for seq in [s for s in self.pending if s <= self.seq]:
+            del self.pending[seq]
+        ready = []
+        next_seq = self.seq + 1
+        while next_seq in self.pending:
+            ready.append(self.pending.pop(next_seq))
+            next_seq += 1
+        return ready

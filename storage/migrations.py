@@ -1,0 +1,48 @@
+"""The layout version of the data in Redis, and the steps that bring older data forward.
+
+`schema:version` holds the version the data is in (absent: 1, the layout
+before chat logs). Every server process runs `upgrade` at start; each step
+is idempotent, so processes starting together, or a step cut short and run
+again, leave the data as one run would. The version is written once a step
+has finished.
+"""
+
+import logging
+
+from . import keys
+from .records import new_epoch
+
+log = logging.getLogger("chat.migrations")
+
+SCHEMA_VERSION = 2
+SCAN_BATCH = 500
+
+
+async def upgrade(redis_client, scripts) -> int:
+    """Brings the data to SCHEMA_VERSION; returns the version it was in."""
+    found = int(await redis_client.get(keys.SCHEMA_VERSION_KEY) or 1)
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(f"the data in Redis is at schema {found}, newer than this code ({SCHEMA_VERSION})")
+    if found < 2:
+        count = await _add_chat_logs(redis_client, scripts)
+        log.info("schema 1 -> 2: gave %d chats an empty event log", count)
+    if found < SCHEMA_VERSION:
+        await redis_client.set(keys.SCHEMA_VERSION_KEY, SCHEMA_VERSION)
+    return found
+
+
+async def _add_chat_logs(redis_client, scripts) -> int:
+    """1 -> 2: every chat gets `log_seq` 0 and an epoch, and its summary `seq` and `epoch`."""
+    upgraded = 0
+    async for key in _scan(redis_client, keys.chat_key("*")):
+        chat_id = keys.id_of_channel(key)  # chat:{C}: the id inside the hash tag
+        upgraded += await scripts.run(
+            "upgrade_chat", [keys.chat_key(chat_id), keys.chat_summary_key(chat_id)], [new_epoch()]
+        )
+    return upgraded
+
+
+async def _scan(redis_client, pattern: str):
+    """Every key of the pattern that is a hash (on a cluster, redis-py scans every master)."""
+    async for key in redis_client.scan_iter(match=pattern, count=SCAN_BATCH, _type="hash"):
+        yield key
