@@ -16,13 +16,18 @@ class OkHandler(RequestHandler):
         self.write(b'{"status":"ok"}')
 
 
-async def serve(port: int) -> None:
-    server = HTTPServer(Application([(r"/", OkHandler)]))
+async def serve(routes: list, port: int) -> None:
+    server = HTTPServer(Application(routes))
     server.listen(port, "127.0.0.1")
     await asyncio.Event().wait()
 
 
-if __name__ == "__main__":
+def main(routes: list) -> None:
+    """Serves the routes on --port of loopback, on the chat server's event loop, until killed."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    loop.run(serve(parser.parse_args().port))
+    loop.run(serve(routes, parser.parse_args().port))
+
+
+if __name__ == "__main__":
+    main([(r"/", OkHandler)])

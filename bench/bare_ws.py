@@ -6,16 +6,12 @@ them as one message event shaped like the chat server's (encoded once,
 written to each), and the sender gets an ack.
 """
 
-import argparse
-import asyncio
 import datetime
 import json
 
-from tornado.httpserver import HTTPServer
-from tornado.web import Application
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from server import loop
+from . import bare
 
 
 def _now_iso() -> str:
@@ -68,13 +64,5 @@ class BroadcastSocket(WebSocketHandler):
         self.write_message(_encode(ack))
 
 
-async def serve(port: int) -> None:
-    server = HTTPServer(Application([(r"/api/ws", BroadcastSocket, {"room": Room()})]))
-    server.listen(port, "127.0.0.1")
-    await asyncio.Event().wait()
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    loop.run(serve(parser.parse_args().port))
+    bare.main([(r"/api/ws", BroadcastSocket, {"room": Room()})])

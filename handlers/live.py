@@ -6,7 +6,7 @@ import json
 import logging
 
 import redis.exceptions
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import PeriodicCallback
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -37,7 +37,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         self._token: str | None = None
         self._pending_bytes = 0
         self._session_checks: PeriodicCallback | None = None
-        self.is_ready = False  # `ready` sent: from then on it may need `resync`
+        self.is_ready = False  # `ready` sent
+        self._before_ready: list | None = []  # events that came before `ready`, sent right after it
         self._sending = False  # a send is being stored
         self._going_away = False
 
@@ -80,8 +81,11 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         # arrive. A logout before the subscription is caught here.
         if not await self.session_is_valid() or self._closed():
             return  # (closed while subscribing: on_close has run, start nothing)
-        self.deliver(encode_event("ready", user_id=self.user_id))
+        self._write(encode_event("ready", user_id=self.user_id))
         self.is_ready = True
+        waiting, self._before_ready = self._before_ready, None
+        for event in waiting:
+            self._write(event)
         self._session_checks = PeriodicCallback(
             self.session_is_valid, self.config.ws_session_check_secs * 1000
         )
@@ -175,7 +179,15 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         return self.ws_connection is None or self.ws_connection.is_closing()
 
     def deliver(self, event: str | bytes) -> None:
-        """Queues an event for the client; a client that falls too far behind is dropped."""
+        """Queues an event for the client (after `ready`: what arrives while the
+        socket is being set up waits for it); a client that falls too far
+        behind is dropped."""
+        if self._before_ready is not None:
+            self._before_ready.append(event)
+            return
+        self._write(event)
+
+    def _write(self, event: str | bytes) -> None:
         if self._closed():
             return
         data = event.encode() if isinstance(event, str) else event

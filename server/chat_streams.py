@@ -44,7 +44,7 @@ class Follow:
         self.lock = asyncio.Lock()  # one replay at a time
 
     def wants(self, seq: int) -> bool:
-        """Whether an event has not reached the socket yet."""
+        """Whether a replayed event has not reached the socket yet."""
         return seq > self.cursor or seq <= self.since
 
 

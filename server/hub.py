@@ -227,9 +227,9 @@ class Hub:
         self._release_if_unused(stream)
 
     def _offer(self, socket, stream: ChatStream, follow: Follow, event: Event) -> bool:
-        """Delivers an event the socket has not had; True if it ended the
-        socket's membership (nothing more of this chat goes to it)."""
-        if not follow.wants(event.seq):
+        """Delivers a live event newer than any the socket has had; True if it
+        ended the socket's membership (nothing more of this chat goes to it)."""
+        if event.seq <= follow.cursor:
             return False
         if follow.held is not None:
             follow.held.append(event)

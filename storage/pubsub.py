@@ -33,9 +33,9 @@ class Subscriber:
     subscription is live, first time or after a reconnect) and
     `on_lost(channels)` (the connection dropped: these are not live until
     confirmed again). `anchor`: a channel always held (a connection needs
-    one to listen). `before_connect()`, if set, runs before each connection
-    is made (a shard connection checks there which channels are still its
-    node's).
+    one to listen). `before_connect()`, if set, runs before a connection is
+    made again after one was lost (a shard connection checks there which
+    channels are still its node's).
     """
 
     def __init__(self, name: str, make_pubsub: Callable[[], Awaitable], owner, *, sharded: bool = False,
@@ -55,6 +55,7 @@ class Subscriber:
         self._retry_delay = RETRY_MIN_SECS
         self._tasks: set[asyncio.Task] = set()  # sends under way (kept from the garbage collector)
         self._wanted = asyncio.Event()  # set while there is a channel to hold
+        self._failed = False  # the last connection was lost (before_connect runs before the next)
 
     def start(self) -> None:
         if self._task is None:
@@ -129,11 +130,12 @@ class Subscriber:
                     log.error("pub/sub listener %s failed; reconnecting in %.1fs", self.name, delay, exc_info=exc)
                 await self._close()
                 self._lose()
+                self._failed = True
                 self._retry_delay = min(delay * 2, RETRY_MAX_SECS)
                 await asyncio.sleep(delay)
 
     async def _listen(self) -> None:
-        if self.before_connect is not None:
+        if self.before_connect is not None and self._failed:
             await self.before_connect()
         if not self._anchor and not self.channels:
             # Nothing to listen to (a shard whose chats all ended): no connection until there is.
@@ -175,6 +177,7 @@ class Subscriber:
                 log.exception("an event listener failed on %s", channel)
         elif kind in ("subscribe", "ssubscribe"):
             self.connected = True
+            self._failed = False
             self._retry_delay = RETRY_MIN_SECS
             if channel in self.channels or channel == self._anchor:  # (not when an unsubscribe overtook it)
                 self.confirmed.add(channel)

@@ -13,6 +13,7 @@ from server.hub import Hub
 from server.settings import Settings
 
 from .apiclient import ApiClient
+from .processes import RunningServer
 from .redis_clients import redis_mode, sync_client
 
 
@@ -110,3 +111,16 @@ def make_user(new_client):
         return client
 
     return make
+
+
+@pytest.fixture
+def two_servers(redis_url, sync_redis, tmp_path):
+    """Two `run.py` processes on the test Redis (the cluster, in cluster mode)."""
+    servers = []
+    try:
+        for _ in range(2):
+            servers.append(RunningServer("--redis-url", redis_url, "--data-dir", str(tmp_path), "--rate-limits", "off"))
+        yield servers
+    finally:
+        codes = [server.stop() for server in servers]
+    assert codes == [0, 0]

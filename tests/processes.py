@@ -11,6 +11,8 @@ from pathlib import Path
 
 import requests
 
+from .apiclient import ApiClient
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -57,3 +59,10 @@ class RunningServer:
                 except (OSError, IndexError, ValueError):
                     continue
         return found
+
+
+async def user_on(http_client, server, name=None):
+    """A user registered through `server`, with their logged-in client."""
+    client = ApiClient(http_client, server.base)
+    assert (await client.register(name)).code == 201
+    return client

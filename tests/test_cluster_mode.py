@@ -13,7 +13,7 @@ from storage import keys
 
 from .api_helpers import add_member, create_chat, send
 from .apiclient import ApiClient
-from .processes import RunningServer
+from .processes import RunningServer, user_on
 from .redis_clients import nodes_of, redis_mode, settle_pubsub, sync_client
 from .wsclient import closed, next_event, open_socket
 
@@ -34,10 +34,6 @@ def master_of(client, key: str) -> int:
     return client.get_node_from_key(key).port
 
 
-async def user_on(http_client, server) -> ApiClient:
-    client = ApiClient(http_client, server.base)
-    assert (await client.register()).code == 201
-    return client
 
 
 async def users_on_distinct_masters(http_client, server, inspector, count: int) -> list[ApiClient]:
@@ -96,16 +92,6 @@ async def test_chats_held_by_every_master_are_all_listed(make_user, sync_redis):
         assert all(chat["last_message"] == f"hello {chat['id']}" for chat in listed)
 
 
-@pytest.fixture
-def two_servers(redis_url, sync_redis, tmp_path):
-    servers = []
-    try:
-        for _ in range(2):
-            servers.append(RunningServer("--redis-url", redis_url, "--data-dir", str(tmp_path), "--rate-limits", "off"))
-        yield servers
-    finally:
-        codes = [server.stop() for server in servers]
-    assert codes == [0, 0]
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -4,24 +4,13 @@ import signal
 
 import pytest
 
-from .apiclient import ApiClient
-from .processes import RunningServer
+from .processes import RunningServer, user_on
 from .redis_clients import settle_pubsub
 from .wsclient import closed, next_event, open_socket
 
 
-@pytest.fixture
-def two_servers(redis_url, sync_redis, tmp_path):
-    servers = [RunningServer("--redis-url", redis_url, "--data-dir", str(tmp_path)) for _ in range(2)]
-    yield servers
-    for server in servers:
-        assert server.stop() == 0
 
 
-async def user_on(http_client, server, name=None):
-    client = ApiClient(http_client, server.base)
-    assert (await client.register(name)).code == 201
-    return client
 
 
 @pytest.mark.gen_test(timeout=60)

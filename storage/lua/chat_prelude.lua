@@ -11,6 +11,14 @@ local LOG, PRIOR = table.remove(KEYS, 5), table.remove(KEYS, 5)
 local CHANNEL, CHAT_ID = table.remove(ARGV, 2), table.remove(ARGV, 2)
 local LOG_CAP, PUBLISH = table.remove(ARGV, 2), table.remove(ARGV, 2)
 
+-- Drops the prior message versions no event still in the log needs.
+local function trim_prior()
+  local oldest = redis.call('XRANGE', LOG, '-', '+', 'COUNT', 1)[1]
+  if oldest then
+    redis.call('ZREMRANGEBYSCORE', PRIOR, '-inf', string.match(oldest[1], '^%d+'))
+  end
+end
+
 -- Numbers the event, appends it to the chat's log and publishes it once, to
 -- the chat's channel, in the same step as the change. `body` is the JSON of
 -- the event's own fields without braces; a message event is logged as its
@@ -28,18 +36,17 @@ local function emit(kind, body, message_id)
   else
     redis.call('XADD', LOG, 'MAXLEN', '~', LOG_CAP, seq .. '-0', 'e', event)
   end
+  if redis.call('EXISTS', PRIOR) == 1 then
+    trim_prior()  -- the log may just have been trimmed
+  end
   redis.call(PUBLISH, CHANNEL, event)
   return event, seq
 end
 
 -- Keeps a message's version from before `seq` (the event replacing it), for
--- replays of the older events that showed it; drops versions no kept event needs.
+-- replays of the older events that showed it.
 local function keep_prior(seq, message_id, message)
   redis.call('ZADD', PRIOR, seq, message_id .. ':' .. message)
-  local oldest = redis.call('XRANGE', LOG, '-', '+', 'COUNT', 1)[1]
-  if oldest then
-    redis.call('ZREMRANGEBYSCORE', PRIOR, '-inf', string.match(oldest[1], '^%d+'))
-  end
 end
 
 -- KEYS[4] is the chat's summary, what GET /api/chats lists: rewritten by
