@@ -33,7 +33,7 @@ async def _fill(client, user_id: int, chat_id: int, count: int, content: str) ->
     """Sends `count` messages through the real send script (numbered, logged
     and published as any send), pipelined in batches."""
     scripts = Scripts(client, chat_log_events=Settings().chat_log_events)
-    key_names, context = scripts.chat_context(chat_id)
+    key_names, context = scripts.chat_context(chat_id, member_id=user_id)
     for start in range(0, count, BATCH):
         pipe = client.pipeline(transaction=False)
         for _ in range(min(BATCH, count - start)):

@@ -9,7 +9,9 @@ import http
 import redis.exceptions
 from tornado.web import HTTPError
 
-from storage import Conflict, Forbidden, Gone, KeyReused, NameTaken, NotFound, RateLimited, Unavailable
+from storage import (
+    BeyondNewest, Conflict, Forbidden, Gone, KeyReused, NameTaken, NotFound, RateLimited, Unavailable,
+)  # fmt: skip
 
 from .validation import BadInput
 
@@ -19,6 +21,7 @@ UNAVAILABLE = "storage is unavailable, try again shortly"
 _EXPECTED_ERRORS = (
     (BadInput, 400, None),
     (NameTaken, 400, None),
+    (BeyondNewest, 400, None),
     (NotFound, 404, None),
     (Forbidden, 403, None),
     (Conflict, 409, None),

@@ -1,9 +1,11 @@
 """GET /api/ws: a WebSocket that pushes every change to the people it concerns,
-takes `send` requests with the same checks as POST /api/chats/{id}, and
-`resume` requests that replay a chat's events after a seq (server.hub)."""
+takes `send` requests with the same checks as POST /api/chats/{id},
+`resume` requests that replay a chat's events after a seq (server.hub),
+`typing` notices and `watch_presence` lists (server.presence)."""
 
 import json
 import logging
+import time
 
 import redis.exceptions
 from tornado.ioloop import PeriodicCallback
@@ -11,6 +13,7 @@ from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from storage import Forbidden, RateLimited, Unavailable, deadline
+from storage.chats import TYPING_HOLD_MS
 from storage.events import encode_event
 from storage.users import token_digest
 
@@ -41,6 +44,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         self._before_ready: list | None = []  # events that came before `ready`, sent right after it
         self._sending = False  # a send is being stored
         self._going_away = False
+        self._typing_until: dict[int, float] = {}  # chat id -> when this socket's last typing notice lapses
 
     async def prepare(self):
         # Before the upgrade: no valid session, no socket (a JSON 401).
@@ -137,10 +141,14 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             request_id = _request_id(data)
             # A null field is an absent one, as JSON clients often send them.
             fields = {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+            # The one field that is an array (watch_presence's); its op checks it.
+            user_ids = fields.pop("user_ids", None) if isinstance(fields, dict) else None
             request = string_fields(fields, "a frame")
+            if user_ids is not None:
+                request["user_ids"] = user_ids
             op = OPS.get(request.get("op"))
             if op is None:
-                raise BadInput('unknown op: "send" or "resume"')
+                raise BadInput('unknown op: "send", "resume", "typing" or "watch_presence"')
             if not await self.session_is_valid(fresh=False):
                 return
             reply = await op(self, request_id, request)
@@ -150,7 +158,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             if isinstance(exc, _ChatError):
                 extra["chat_id"] = exc.chat_id
             reply = encode_event("error", request_id=request_id, status=status, error=message, **extra)
-        self.deliver(reply)
+        if reply is not None:  # (typing answers nothing; watch_presence sends its own)
+            self.deliver(reply)
 
     async def _send(self, request_id, request: dict) -> str:
         async with deadline.within(self.config.redis_timeout_secs):
@@ -174,6 +183,31 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         except Exception as exc:
             raise _ChatError(chat_id) from exc
         return encode_event("ack", request_id=request_id, chat_id=chat_id, seq=seq, epoch=epoch)
+
+    async def _typing(self, request_id, request: dict) -> None:
+        """Tells the chat's other members this user is typing; answers only an error."""
+        chat_id = self.rules.entity_id(request.get("chat_id"), "chat_id")
+        now = time.monotonic()
+        if self._typing_until.get(chat_id, 0) > now:
+            return  # this socket's last notice still holds: Redis would drop this one too
+        try:
+            async with deadline.within(self.config.redis_timeout_secs):
+                sent = await self.storage.chats.typing(self.user_id, chat_id)
+        except Exception as exc:
+            raise _ChatError(chat_id) from exc
+        if sent:
+            self._typing_until = {c: t for c, t in self._typing_until.items() if t > now}
+            self._typing_until[chat_id] = now + TYPING_HOLD_MS / 1000
+
+    async def _watch_presence(self, request_id, request: dict) -> None:
+        """Watches the presence of the given users who share a chat with this one
+        (replacing the list): the ack, their states, then every change."""
+        if request.get("user_ids") is None:
+            raise BadInput("user_ids is required")
+        states = await self.hub.presence.watch(self, self.rules.user_ids(request["user_ids"]))
+        self.deliver(encode_event("ack", request_id=request_id, watching=[user_id for user_id, _ in states]))
+        for user_id, online in states:
+            self.deliver(encode_event("presence", user_id=user_id, online=online))
 
     def _closed(self) -> bool:
         return self.ws_connection is None or self.ws_connection.is_closing()
@@ -217,7 +251,10 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             raise BadInput("the frame is not valid JSON") from None
 
 
-OPS = {"send": EventsSocket._send, "resume": EventsSocket._resume}
+OPS = {
+    "send": EventsSocket._send, "resume": EventsSocket._resume,
+    "typing": EventsSocket._typing, "watch_presence": EventsSocket._watch_presence,
+}  # fmt: skip
 
 
 class FrameTooLarge(Exception):

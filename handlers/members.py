@@ -11,7 +11,8 @@ class MembersHandler(BaseHandler):
         chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
         owner_id, member_ids = await self.storage.chats.members(self.user_id, chat_id)
         names = await self.storage.users.names(member_ids)
-        members = [{"id": uid, "name": names[uid]} for uid in member_ids if uid in names]
+        online = dict(zip(member_ids, await self.storage.presence.online(member_ids)))
+        members = [{"id": uid, "name": names[uid], "online": online[uid]} for uid in member_ids if uid in names]
         self.write_json({"owner_id": owner_id, "members": members})
 
     async def post(self, raw_chat_id: str):

@@ -1,4 +1,5 @@
-"""/api/chats/{chat_id}: history, sending, renaming the chat, deleting a message."""
+"""/api/chats/{chat_id}: history, sending, renaming the chat, deleting a message; one message at
+/api/chats/{chat_id}/messages/{message_id}: reading, editing, deleting it."""
 
 from .base import BaseHandler
 
@@ -48,5 +49,32 @@ class ChatHandler(BaseHandler):
         """Delete one of the caller's own messages."""
         chat_id = self.rules.entity_id(raw_chat_id, "chat_id")
         message_id = self.rules.entity_id(self.arg("id"), "id")
+        await self.storage.messages.delete(self.user_id, chat_id, message_id)
+        self.reply(200)
+
+
+class MessageHandler(BaseHandler):
+    """/api/chats/{chat_id}/messages/{message_id}: one message."""
+
+    def _ids(self, raw_chat_id: str, raw_message_id: str) -> tuple[int, int]:
+        return self.rules.entity_id(raw_chat_id, "chat_id"), self.rules.entity_id(raw_message_id, "message_id")
+
+    async def get(self, raw_chat_id: str, raw_message_id: str):
+        """Read one message (any member)."""
+        chat_id, message_id = self._ids(raw_chat_id, raw_message_id)
+        message = await self.storage.messages.get(self.user_id, chat_id, message_id)
+        self.write('{"message":' + message + "}")
+
+    async def put(self, raw_chat_id: str, raw_message_id: str):
+        """Edit one of the caller's own messages; counts against their message rate."""
+        chat_id, message_id = self._ids(raw_chat_id, raw_message_id)
+        content = self.rules.content(self.arg("content"))
+        await self.storage.limits.message(self.user_id)
+        await self.storage.messages.edit(self.user_id, chat_id, message_id, content)
+        self.reply(200)
+
+    async def delete(self, raw_chat_id: str, raw_message_id: str):
+        """Delete one of the caller's own messages."""
+        chat_id, message_id = self._ids(raw_chat_id, raw_message_id)
         await self.storage.messages.delete(self.user_id, chat_id, message_id)
         self.reply(200)

@@ -14,6 +14,7 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII
 _EPOCH_RE = re.compile(r"[A-Za-z0-9]+")
 EPOCH_MAX_CHARS = 64
+WATCH_MAX_USERS = 500  # users one socket may watch the presence of
 
 
 class BadInput(ValueError):
@@ -124,6 +125,21 @@ class Rules:
         if not _ID_RE.fullmatch(value) or int(value) == 0:
             raise BadInput(f"{field} must be a positive integer")
         return int(value)
+
+    def user_ids(self, value, field: str = "user_ids") -> list[int]:
+        """A JSON array of at most WATCH_MAX_USERS positive integers, each once, in order."""
+        if not isinstance(value, list):
+            raise BadInput(f"{field} must be an array of user ids")
+        if len(value) > WATCH_MAX_USERS:
+            raise BadInput(f"{field} must hold at most {WATCH_MAX_USERS} ids")
+        ids = []
+        for item in value:
+            if isinstance(item, float) and item.is_integer():
+                item = int(item)  # JSON does not tell 1.0 from 1
+            if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item < 10**14:
+                raise BadInput(f"{field} must be an array of positive integers")
+            ids.append(item)
+        return list(dict.fromkeys(ids))
 
     def cursor(self, value: str | None, field: str) -> int | None:
         return None if value is None else self.entity_id(value, field)

@@ -15,9 +15,10 @@ from handlers.chats import ChatsHandler
 from handlers.events import ChatEventsHandler
 from handlers.live import EventsSocket
 from handlers.members import MembersHandler
-from handlers.messages import ChatHandler
+from handlers.messages import ChatHandler, MessageHandler
 from handlers.openapi import OpenApiHandler
 from handlers.ops import HealthHandler, MetricsHandler
+from handlers.reads import ReadHandler
 from handlers.users import UserHandler
 from handlers.validation import Rules
 from storage import Storage
@@ -41,7 +42,9 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
         (r"/api/logout/?", LogoutHandler, deps),
         (r"/api/chats/?", ChatsHandler, deps),
         (r"/api/chats/([^/]+)/?", ChatHandler, deps),
+        (r"/api/chats/([^/]+)/messages/([^/]+)/?", MessageHandler, deps),
         (r"/api/chats/([^/]+)/members/?", MembersHandler, deps),
+        (r"/api/chats/([^/]+)/read/?", ReadHandler, deps),
         (r"/api/chats/([^/]+)/events/?", ChatEventsHandler, deps),
         (r"/api/user/?", UserHandler, deps),
         (r"/api/user/([^/]+)/?", UserHandler, deps),
@@ -119,6 +122,12 @@ class WaitingRedisCluster(redis.asyncio.RedisCluster):
         # A pipeline: one connection per node it touches, counted as one.
         async with self._in_flight:
             return await super().mget_nonatomic(keys, *args)
+
+    async def execute_pipeline(self, pipe):
+        """Runs a pipeline of this client (storage.cluster.run_per_group),
+        counted as one command like mget_nonatomic."""
+        async with self._in_flight:
+            return await pipe.execute()
 
 
 def _keepalive(url: str) -> dict:

@@ -17,7 +17,7 @@ RECENT_EVENTS = 256  # per chat: events kept to attach a socket without reading 
 
 
 class Event(NamedTuple):
-    seq: int
+    seq: int | None  # None: a typing notice (neither numbered nor logged)
     data: bytes  # exactly as published: encoded once, written to every socket
     kind: str
     subject: int | None  # the user a member_added / member_removed is about
@@ -25,7 +25,7 @@ class Event(NamedTuple):
     @classmethod
     def parse(cls, text: str) -> "Event":
         fields = orjson.loads(text)
-        return cls(fields["seq"], text.encode(), fields["type"], fields.get("user_id"))
+        return cls(fields.get("seq"), text.encode(), fields["type"], fields.get("user_id"))
 
     def removes(self, user_id: int) -> bool:
         return self.kind == "member_removed" and self.subject == user_id

@@ -14,22 +14,20 @@ import logging
 from collections import defaultdict
 
 import orjson
-import redis.exceptions
 from tornado.ioloop import IOLoop
 
-from storage import Gone, StorageError, deadline
-from storage.chat_log import PAGE_MAX_EVENTS
+from storage import deadline
 from storage.events import encode_event
 
 from .chat_streams import ChatStream, Event, Follow
+from .log_replay import REDIS_FAILED, LogReplay
+from .presence import Presence
 
 log = logging.getLogger("chat.live")
 
-RETRY_SECS = 1.0  # a catch-up that could not read the log tries again after this
-_REDIS_FAILED = (redis.exceptions.RedisError, StorageError, OSError)
 
 
-class Hub:
+class Hub(LogReplay):
     """Keeps user id -> open sockets, chat id -> ChatStream.
 
     A socket is anything with `user_id`, `session` (token digest),
@@ -38,12 +36,16 @@ class Hub:
     `session_is_valid()`.
     """
 
-    def __init__(self, storage, *, redis_timeout_secs: float = 2.0):
+    def __init__(self, storage, *, redis_timeout_secs: float = 2.0, presence_ttl_secs: float = 45.0):
         self._storage = storage
         self._feed = feed = storage.feed
         self._timeout = redis_timeout_secs
         self._sockets: dict[int, set] = defaultdict(set)
         self._streams: dict[int, ChatStream] = {}
+        self.presence = Presence(
+            storage, ttl_secs=presence_ttl_secs, redis_timeout_secs=redis_timeout_secs,
+            is_open=lambda socket: socket in self._sockets.get(socket.user_id, ()),
+        )  # fmt: skip
         feed.on_user_event = self._user_event
         feed.on_chat_event = self._chat_event
         feed.session_listeners.append(self._session_ended)
@@ -57,6 +59,10 @@ class Hub:
         """Closes every socket with "going away" (shutdown)."""
         for socket in self._all():
             socket.going_away()
+
+    async def stop(self) -> None:
+        """Drops this process's presence claims (after close_all)."""
+        await self.presence.stop()
 
     @property
     def socket_count(self) -> int:
@@ -74,6 +80,8 @@ class Hub:
         subscribed and confirmed, each event from here on on its way."""
         user_id = socket.user_id
         socket.follows = {}
+        if not self._sockets[user_id]:
+            self.presence.user_arrived(user_id)
         self._sockets[user_id].add(socket)
         await self._feed.subscribe(user_id)
         async with deadline.within(self._timeout):
@@ -94,11 +102,13 @@ class Hub:
         if sockets is None or socket not in sockets:
             return
         sockets.discard(socket)
+        self.presence.forget(socket)
         for chat_id in list(socket.follows):
             self._unfollow(socket, chat_id)
         if not sockets:
             del self._sockets[socket.user_id]
             self._feed.unsubscribe(socket.user_id)
+            self.presence.user_left(socket.user_id)
 
     async def resume(self, socket, chat_id: int, since: int, epoch: str | None) -> tuple[int, str]:
         """Sends the socket every event of the chat after `since` it has not
@@ -192,8 +202,20 @@ class Hub:
 
     def _chat_event(self, chat_id: int, text: str) -> None:
         stream = self._streams.get(chat_id)
-        if stream is not None:
-            self._receive(stream, Event.parse(text))
+        if stream is None:
+            return
+        event = Event.parse(text)
+        if event.seq is None:
+            self._typing(stream, event)
+        else:
+            self._receive(stream, event)
+
+    def _typing(self, stream: ChatStream, event: Event) -> None:
+        """A typing notice: to the chat's members here, not the typist's own sockets."""
+        for user_id in stream.users - {event.subject}:
+            for socket in self._sockets.get(user_id, ()):
+                if stream.chat_id in socket.follows:
+                    socket.deliver(event.data)
 
     def _receive(self, stream: ChatStream, event: Event) -> None:
         if stream.seq is not None and event.seq <= stream.seq:
@@ -260,139 +282,6 @@ class Hub:
         if kind == "chat_created":
             IOLoop.current().spawn_callback(self._follow_new, user_id, chat_id, 0)
 
-    # Reading the log.
-
-    async def _follow_new(self, user_id: int, chat_id: int, since: int) -> None:
-        """The user's sockets follow a chat they were just put in, from `since`."""
-        try:
-            streams = await self._follow([chat_id])
-        except _REDIS_FAILED:
-            return
-        stream = streams[0]
-        try:
-            sockets = [s for s in self._sockets.get(user_id, ()) if chat_id not in s.follows]
-            if not sockets:
-                return
-            for socket in sockets:
-                socket.follows[chat_id] = Follow(since)
-            stream.users.add(user_id)
-            await self._replay(stream, sockets, since)
-        except _REDIS_FAILED as exc:
-            log.warning("could not read chat %d's log for user %d: %s", chat_id, user_id, exc)
-        finally:
-            self._done_with(streams)
-
-    async def _replay_quietly(self, chat_id: int, socket, since: int) -> None:
-        streams = await self._follow([chat_id])
-        try:
-            await self._replay(streams[0], [socket], since)
-        except _REDIS_FAILED as exc:
-            log.warning("could not read chat %d's log: %s", chat_id, exc)
-        finally:
-            self._done_with(streams)
-
-    async def _replay(self, stream, sockets, since: int, *, user_id=None, epoch=None) -> tuple[int, str]:
-        """Gives each socket the events after `since` it has not had, read from
-        the log (checking `user_id`'s membership, if given), then what came
-        live meanwhile; (newest seq, epoch)."""
-        follows = [(s, s.follows[stream.chat_id]) for s in sockets if stream.chat_id in s.follows]
-        for _, follow in follows:
-            await follow.lock.acquire()
-            follow.held = follow.held if follow.held is not None else []
-        try:
-            events, newest, epoch = await self._read(stream.chat_id, since, user_id, epoch)
-        except BaseException:
-            for socket, follow in follows:
-                self._release_held(socket, stream, follow)
-            raise
-        if stream.seq is None:
-            stream.seq, stream.epoch = newest, epoch
-            self._apply_ready(stream)
-        for socket, follow in follows:
-            for event in events:
-                if follow.wants(event.seq):
-                    socket.deliver(event.data)
-                    if event.removes(socket.user_id):
-                        socket.follows.pop(stream.chat_id, None)
-                        break
-            follow.since, follow.cursor = min(follow.since, since), max(follow.cursor, newest)
-            self._release_held(socket, stream, follow)
-        return newest, epoch
-
-    def _release_held(self, socket, stream: ChatStream, follow: Follow) -> None:
-        held, follow.held = follow.held or [], None
-        follow.lock.release()
-        current = socket.follows.get(stream.chat_id)
-        if current is None:
-            self._unfollow(socket, stream.chat_id)  # removed during the replay (or the socket left)
-            return
-        if current is not follow:
-            return
-        for event in held:
-            if self._offer(socket, stream, follow, event):
-                break
-
-    async def _read(self, chat_id: int, since: int, user_id, epoch) -> tuple[list[Event], int, str]:
-        """Every event of the chat's log after `since`, page by page."""
-        events: list[Event] = []
-        while True:
-            async with deadline.within(self._timeout):
-                if user_id is None:
-                    page = await self._storage.log.read_unchecked(chat_id, since, epoch)
-                else:
-                    page = await self._storage.log.read(user_id, chat_id, since, PAGE_MAX_EVENTS, epoch)
-            events += [Event.parse(text) for text in page.events]
-            epoch = page.epoch
-            if not page.events or events[-1].seq >= page.seq:
-                return events, max(page.seq, since), epoch
-            since = events[-1].seq
-
-    def _catch_up(self, stream: ChatStream) -> None:
-        if not stream.filling:
-            stream.filling = True
-            IOLoop.current().spawn_callback(self._fill, stream)
-
-    async def _fill(self, stream: ChatStream) -> None:
-        """Reads the chat's log from the last seq this process applied, until
-        nothing is missing; an epoch that changed becomes `resync`."""
-        stream.busy += 1
-        try:
-            while self._streams.get(stream.chat_id) is stream:
-                try:
-                    events, newest, epoch = await self._read(stream.chat_id, stream.seq, None, stream.epoch)
-                except Gone:
-                    async with deadline.within(self._timeout):
-                        seq, epoch = await self._storage.log.position(stream.chat_id)
-                    self._restart(stream, seq, epoch)
-                    return
-                except _REDIS_FAILED as exc:
-                    log.warning("could not read chat %d's log (%s); again in %.0fs", stream.chat_id, exc, RETRY_SECS)
-                    await asyncio.sleep(RETRY_SECS)
-                    continue
-                for event in events:
-                    self._receive(stream, event)
-                if not events or not stream.pending:
-                    return
-        finally:
-            stream.filling = False
-            stream.busy -= 1
-            self._release_if_unused(stream)
-
-    def _restart(self, stream: ChatStream, seq: int, epoch: str) -> None:
-        """The chat's log cannot give what this process missed (it was
-        created afresh, or trimmed past it): its sockets re-read the chat."""
-        log.warning("chat %d's log cannot be resumed: its sockets resync", stream.chat_id)
-        stream.seq, stream.epoch = seq, epoch
-        stream.recent.clear()
-        self._apply_ready(stream)
-        resync = encode_event("resync", chat_id=stream.chat_id).encode()
-        for user_id in list(stream.users):
-            for socket in self._sockets.get(user_id, ()):
-                follow = socket.follows.get(stream.chat_id)
-                if follow is not None:
-                    follow.since = follow.cursor = seq
-                    socket.deliver(resync)
-
     # Sessions and the classic connection.
 
     def _session_ended(self, user_id: int, digest: str | None) -> None:
@@ -420,7 +309,7 @@ class Hub:
             async with deadline.within(self._timeout):
                 chat_ids = await self._storage.chats.ids_of(user_id)
                 positions = await self._storage.chats.positions(user_id, chat_ids)
-        except _REDIS_FAILED:
+        except REDIS_FAILED:
             return  # the sockets' own session checks will close them if Redis stays away
         sockets = self._sockets.get(user_id, set())
         new = [c for c in positions if not any(c in s.follows for s in sockets)]

@@ -46,7 +46,7 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
     # Not under the start-up timeout: on a large database it takes its time.
     if (found := await storage.upgrade()) < SCHEMA_VERSION:
         log.info("data upgraded from schema %d to %d", found, SCHEMA_VERSION)
-    hub = Hub(storage, redis_timeout_secs=settings.redis_timeout_secs)
+    hub = Hub(storage, redis_timeout_secs=settings.redis_timeout_secs, presence_ttl_secs=settings.presence_ttl_secs)
     storage.start()
     connections = Connections(make_app(settings, storage, hub))
     server = make_http_server(connections, settings)
@@ -67,6 +67,7 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
     server.stop()  # no new connections
     # Every round, since a socket whose upgrade was in flight may open meanwhile.
     await connections.drain(settings.shutdown_grace_secs, each_round=hub.close_all)
+    await hub.stop()  # its users' watchers hear at once that they went offline
     await storage.stop()
     await client.aclose()
     log.info("stopped")

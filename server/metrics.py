@@ -53,6 +53,12 @@ class Metrics:
             registry=self.registry,
         )
         chats.set_function(lambda: hub.chat_count)
+        watched = Gauge(
+            "chat_presence_watched_users",
+            "Users whose presence this process follows for its sockets (one subscription each).",
+            registry=self.registry,
+        )
+        watched.set_function(lambda: hub.presence.watched_count)
         self._not_found_class = not_found_class
         self._routes: dict[type, list[tuple[re.Pattern, str]]] | None = None
 

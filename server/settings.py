@@ -75,6 +75,10 @@ class Settings:
     idempotency_ttl_secs: int = 24 * 3600
     # Events each chat's log keeps at least (for catch-up and resume).
     chat_log_events: int = 10_000
+    # How long a process's claim that a user is online lasts unrenewed; it is
+    # renewed (and watched users re-read) every third of it, so a crashed
+    # process's users are seen offline within 4/3 of it.
+    presence_ttl_secs: int = 45
 
     # WebSocket.
     ws_ping_interval_secs: float = 20.0
@@ -106,6 +110,8 @@ class Settings:
         for name in ("messages_per_sec", "redis_timeout_secs"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be above 0")
+        if not 3 <= self.presence_ttl_secs <= 3600:
+            raise ValueError("presence_ttl_secs must be 3-3600")
         if not 4 <= self.bcrypt_cost <= 31:
             raise ValueError("bcrypt_cost must be 4-31")
         for part in _items(self.trusted_proxies):

@@ -8,6 +8,7 @@ missing object.
 from . import cluster, migrations
 from .chats import ChatStore
 from .errors import (
+    BeyondNewest,
     Conflict,
     Forbidden,
     Gone,
@@ -22,6 +23,7 @@ from .chat_log import ChatLog
 from .events import EventFeed
 from .messages import MessageStore
 from .passwords import PasswordHasher
+from .presence import PresenceStore
 from .rate_limits import RateLimits
 from .scripts import Scripts
 from .session_cache import SessionCache
@@ -38,6 +40,7 @@ __all__ = [
     "RateLimited",
     "KeyReused",
     "Gone",
+    "BeyondNewest",
 ]
 
 
@@ -54,6 +57,7 @@ class Storage:
         self.chats = ChatStore(redis, scripts)
         self.messages = MessageStore(scripts, idempotency_ttl_secs=settings.idempotency_ttl_secs)
         self.log = ChatLog(redis, scripts)
+        self.presence = PresenceStore(redis, scripts)
         self.users = UserStore(
             redis,
             scripts,

@@ -16,7 +16,7 @@ import redis.exceptions
 from redis.exceptions import LockError
 
 from . import deadline, keys
-from .cluster import fresh_id, mget
+from .cluster import by_slot, fresh_id, mget, run_per_group
 from .errors import Conflict, Forbidden, NotFound
 from .events import encode_event, event_body, publish
 from .records import new_chat_summary, new_epoch, utc_now_iso
@@ -24,6 +24,7 @@ from .users import is_live
 
 CREATE_LOCK_SECS = 5
 LOCK_WAIT_SECS = 1  # at most half what is left of the deadline: a busy lock is a 409, not a 503
+TYPING_HOLD_MS = 3000  # one typing notice per user and chat in this time; extras are dropped
 
 
 class ChatStore:
@@ -71,21 +72,29 @@ class ChatStore:
         return await fresh_id(self._redis, keys.CHAT_ID_SEQ, create)
 
     async def list_for(self, user_id: int) -> list[dict]:
-        """The user's chats with their last message, most recent activity first."""
-        chat_ids = [int(c) for c in await self._redis.smembers(keys.user_chats_key(user_id))]
+        """The user's chats with their last message, read marker and unread
+        count, most recent activity first."""
+        chat_ids = await self._redis.smembers(keys.user_chats_key(user_id))
         if not chat_ids:
             return []
-        # One MGET (on a cluster, one per slot): each chat's summary and
-        # whether its member set has the user.
-        names = []
-        for chat_id in chat_ids:
-            names += [keys.chat_summary_key(chat_id), keys.chat_member_key(chat_id, user_id)]
-        values = await mget(self._redis, names)
-        chats = [
-            _in_order(orjson.loads(summary))
-            for summary, member in zip(values[::2], values[1::2])
-            if summary is not None and member is not None  # else a stale index entry
+        # One script (on a cluster, one per slot, pipelined): each chat's
+        # summary, the user's read marker and unread count; a chat without
+        # the user's member key (a stale index entry) is left out.
+        groups = by_slot(self._redis, chat_ids, keys.chat_key)
+        key_groups = [
+            [
+                name
+                for c in group
+                for name in (keys.chat_summary_key(c), keys.chat_member_key(c, user_id), keys.chat_messages_key(c))
+            ]
+            for group in groups
         ]
+        values = await run_per_group(self._redis, self._scripts.list_chats, key_groups)
+        chats = []
+        for summary, marker, unread in zip(values[::3], values[1::3], values[2::3]):
+            chat = _in_order(orjson.loads(summary))
+            chat["last_read_id"], chat["unread_count"] = int(marker), unread
+            chats.append(chat)
         chats.sort(key=lambda c: (c["last_message_time"] or c["created_at"], c["id"]), reverse=True)
         return chats
 
@@ -108,6 +117,15 @@ class ChatStore:
                 parsed = orjson.loads(summary)
                 positions[chat_id] = (parsed.get("seq", 0), parsed.get("epoch", ""))
         return positions
+
+    async def mark_read(self, user_id: int, chat_id: int, message_id: int) -> tuple[int, int]:
+        """Moves the user's read marker in the chat forward to `message_id`
+        (an older id changes nothing); (marker, unread count). Raises
+        NotFound, Forbidden, BeyondNewest (past the newest message id)."""
+        marker, unread = await self._scripts.run_chat(
+            "mark_read", chat_id, user_id, message_id, keys.user_events_channel(user_id), member_id=user_id
+        )
+        return marker, unread
 
     async def rename(self, user_id: int, chat_id: int, title: str) -> None:
         await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event_body(title=title))
@@ -148,6 +166,14 @@ class ChatStore:
         )
         await self._unindex(member_id, chat_id)
 
+    async def typing(self, user_id: int, chat_id: int) -> bool:
+        """Tells the chat's other members the user is typing, unless they were
+        told within TYPING_HOLD_MS; True if it went out. Raises NotFound, Forbidden."""
+        (sent,) = await self._scripts.run_chat(
+            "typing", chat_id, user_id, TYPING_HOLD_MS, extra_key=keys.chat_typing_key(chat_id, user_id)
+        )
+        return bool(sent)
+
     async def leave_all(self, user_id: int) -> None:
         """Takes the user out of every chat they are in (for account deletion)."""
         # However many chats: each one is a step with its own deadline.
@@ -184,10 +210,12 @@ class ChatStore:
 
 SUMMARY_FIELDS = (
     "id", "title", "owner_id", "created_at", "last_message", "last_message_id", "last_message_time", "sender_id",
-    "seq", "epoch",
+    "last_message_edited_at", "seq", "epoch",
 )  # fmt: skip
+# Fields newer than some stored summaries: null until the chat's next event rewrites it.
+NULL_IF_MISSING = frozenset({"last_message_edited_at"})
 
 
 def _in_order(summary: dict) -> dict:
     """The fields in one fixed order (Lua's JSON encoder picks its own)."""
-    return {field: summary[field] for field in SUMMARY_FIELDS}
+    return {field: summary.get(field) if field in NULL_IF_MISSING else summary[field] for field in SUMMARY_FIELDS}

@@ -4,9 +4,10 @@ Everything else is the same code: every script touches keys
 of one hash slot (see keys.py), and PUBLISH reaches subscribers on every node.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import redis.asyncio
+from redis.exceptions import NoScriptError
 
 from .errors import Unavailable
 
@@ -24,6 +25,40 @@ async def mget(client, names: list[str]) -> list[str | None]:
     if is_cluster(client):
         return await client.mget_nonatomic(names)
     return await client.mget(names)
+
+
+def by_slot(client, items: Iterable, key_of: Callable[[object], str]) -> list[list]:
+    """`items` grouped by the hash slot of `key_of(item)`, for scripts whose
+    keys must share a slot on a cluster; on a single server, one group."""
+    if not is_cluster(client):
+        return [list(items)]
+    groups: dict[int, list] = {}
+    for item in items:
+        groups.setdefault(client.keyslot(key_of(item)), []).append(item)
+    return list(groups.values())
+
+
+async def run_per_group(client, script, key_groups: list[list[str]]) -> list:
+    """Runs `script` (a registered script without arguments) once per group
+    of keys, each group in one slot (see by_slot); their flat replies, joined.
+    On a cluster, one pipeline: one round trip per node, and one command in
+    flight for WaitingRedisCluster (its `execute_pipeline`)."""
+    if len(key_groups) == 1:
+        return await script(keys=key_groups[0])
+    try:
+        return await _pipelined(client, script, key_groups)
+    except NoScriptError:
+        await client.script_load(script.script)  # on every master (a restart, SCRIPT FLUSH)
+        return await _pipelined(client, script, key_groups)
+
+
+async def _pipelined(client, script, key_groups: list[list[str]]) -> list:
+    pipe = client.pipeline()
+    for names in key_groups:
+        pipe.execute_command("EVALSHA", script.sha, len(names), *names)  # routed by its keys' slot
+    execute = getattr(client, "execute_pipeline", None)
+    replies = await (execute(pipe) if execute else pipe.execute())
+    return [value for reply in replies for value in reply]
 
 
 async def fresh_id(client, counter_key: str, create: Callable[[int], Awaitable[bool]]) -> int:

@@ -41,6 +41,10 @@ class KeyReused(StorageError):
     """An idempotency key sent again with a different request."""
 
 
+class BeyondNewest(StorageError):
+    """A read marker moved past the chat's newest message (HTTP 400)."""
+
+
 class Gone(StorageError):
     """A chat's log cannot serve a catch-up (another epoch, or events trimmed):
     the client must re-read the chat's history."""

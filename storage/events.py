@@ -1,12 +1,14 @@
 """Live events over Redis pub/sub.
 
-Three kinds of channel:
+Four kinds of channel:
 - `chat:{C}:events`, one per chat: every event of the chat, numbered and
   published once by the chat script that makes the change (a shard channel
   on a Redis 7 cluster: SPUBLISH/SSUBSCRIBE, so it stays inside its shard).
 - `user:{U}:events`, one per user: what only that user is told
   (`chat_created`, and a copy of `member_added`/`member_removed` about them,
   so that a process not yet following the chat learns of it).
+- `presence:{U}`, one per user: their presence changes, for the processes
+  whose sockets watch them (see storage.presence).
 - `sessions:ended`, one for everybody: every logout and account deletion,
   so each server process can close sockets and forget cached sessions.
 
@@ -47,9 +49,10 @@ class EventFeed:
     """This process's pub/sub connections, and who listens to what comes in.
 
     Listeners: `on_user_event(user_id, event_json)`, `on_chat_event(chat_id,
-    event_json)`; each of `session_listeners(user_id, digest_or_None)`; each
-    of `connection_listeners(connected: bool)`, when the classic connection
-    (sessions and user channels) goes live and when it is lost; each of
+    event_json)`, `on_presence_event(user_id, event_json)`; each of
+    `session_listeners(user_id, digest_or_None)`; each of
+    `connection_listeners(connected: bool)`, when the classic connection
+    (sessions, user and presence channels) goes live and when it is lost; each of
     `chat_listeners(chat_id, live: bool)`, when a chat's subscription is
     lost and when it is live again. Nothing published while a subscription
     was down is replayed here: the chat logs are for that (see server.hub).
@@ -60,6 +63,7 @@ class EventFeed:
         self._redis = redis_client
         self.on_user_event: Callable[[int, str], None] = lambda user_id, event: None
         self.on_chat_event: Callable[[int, str], None] = lambda chat_id, event: None
+        self.on_presence_event: Callable[[int, str], None] = lambda user_id, event: None
         self.session_listeners: list[Callable[[int, str | None], None]] = []
         self.connection_listeners: list[Callable[[bool], None]] = []
         self.chat_listeners: list[Callable[[int, bool], None]] = []
@@ -90,6 +94,13 @@ class EventFeed:
     def unsubscribe(self, user_id: int) -> None:
         self._main.unsubscribe(keys.user_events_channel(user_id))
 
+    async def subscribe_presence(self, user_id: int) -> bool:
+        """Subscribes to the user's presence channel (on the classic connection)."""
+        return await self._main.subscribe(keys.presence_channel(user_id))
+
+    def unsubscribe_presence(self, user_id: int) -> None:
+        self._main.unsubscribe(keys.presence_channel(user_id))
+
     async def subscribe_chat(self, chat_id: int) -> bool:
         """Subscribes to the chat's channel; True once Redis has confirmed it."""
         channel = keys.chat_events_channel(chat_id)
@@ -118,6 +129,8 @@ class EventFeed:
                 listener(ended["user_id"], ended["session"])
         elif channel.startswith("chat:"):
             self.on_chat_event(keys.id_of_channel(channel), data)
+        elif channel.startswith("presence:"):
+            self.on_presence_event(keys.id_of_channel(channel), data)
         else:
             self.on_user_event(keys.id_of_channel(channel), data)
 

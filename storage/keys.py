@@ -64,27 +64,29 @@ def chat_summary_key(chat_id: int) -> str:
 
 
 def chat_member_key(chat_id: int, user_id: int) -> str:
-    """String "1" while the user is a member: lets one MGET check many chats at once."""
+    """String while the user is a member: their read marker, the id of the last
+    message they have read (0: none). Lets one read check many chats at once."""
     return f"chat:{{{chat_id}}}:member:{user_id}"
 
 
 def chat_log_key(chat_id: int) -> str:
     """Stream: the chat's events, entry id `<seq>-0`; a `message` event is
-    stored as `m` -> message id (rebuilt from the messages on replay), any
-    other as `e` -> its JSON. Trimmed to about --chat-log-events entries."""
+    stored as `m` -> message id, a `message_edited` as `x` -> message id
+    (both rebuilt from the messages on replay), any other as `e` -> its
+    JSON. Trimmed to about --chat-log-events entries."""
     return f"chat:{{{chat_id}}}:log"
 
 
 def chat_log_prior_key(chat_id: int) -> str:
     """Sorted set: "<message id>:<message JSON>" -> the seq of the event that
-    replaced that version (a deletion), so a replay of an older event shows
+    replaced that version (an edit or a deletion), so a replay of an older event shows
     the message as it was then. Trimmed with the log."""
     return f"chat:{{{chat_id}}}:log:prior"
 
 
 def chat_keys(chat_id: int, member_id: int | None = None) -> list[str]:
     """The keys of one chat in the order the chat scripts expect them, with
-    the member key of the user a script adds or removes last."""
+    the member key of the user a script adds, removes, or moves the read marker of last."""
     names = [
         chat_key(chat_id), chat_members_key(chat_id), chat_messages_key(chat_id), chat_summary_key(chat_id),
         chat_log_key(chat_id), chat_log_prior_key(chat_id),
@@ -94,9 +96,28 @@ def chat_keys(chat_id: int, member_id: int | None = None) -> list[str]:
     return names
 
 
+def chat_typing_key(chat_id: int, user_id: int) -> str:
+    """String "1" with a 3 s TTL: the user's last typing notice in the chat
+    went out within that time (later ones are dropped until it expires)."""
+    return f"chat:{{{chat_id}}}:typing:{user_id}"
+
+
+def user_presence_key(user_id: int) -> str:
+    """Sorted set: id of each server process holding a socket of the user ->
+    when that process's claim expires (ms since the epoch); online while a
+    score is in the future. The key's own TTL only clears it away."""
+    return f"user:{{{user_id}}}:presence"
+
+
+def presence_channel(user_id: int) -> str:
+    """Pub/sub channel of the user's presence changes, {"type":"presence",
+    "user_id","online"}, for the processes whose sockets watch the user."""
+    return f"presence:{{{user_id}}}"
+
+
 def user_events_channel(user_id: int) -> str:
-    """Pub/sub channel of the events meant for one user only (chat_created, and
-    a copy of member_added/member_removed for the user they concern)."""
+    """Pub/sub channel of the events meant for one user only (chat_created, read,
+    and a copy of member_added/member_removed for the user they concern)."""
     return f"user:{{{user_id}}}:events"
 
 

@@ -8,7 +8,7 @@ import hashlib
 from typing import NamedTuple
 
 from . import keys
-from .records import message_json_tail, utc_now_iso
+from .records import json_string, message_json_tail, utc_now_iso
 
 
 class Sent(NamedTuple):
@@ -37,7 +37,10 @@ class MessageStore:
         if idempotency_key is not None:
             record = keys.send_idempotency_key(chat_id, user_id, _digest(idempotency_key))
             args += [_digest(content), self._idempotency_ttl_secs]
-        message_id, replayed = await self._scripts.run_chat("send_message", chat_id, *args, extra_key=record)
+        # The sender's member key (KEYS[5]): sending moves their read marker.
+        message_id, replayed = await self._scripts.run_chat(
+            "send_message", chat_id, *args, member_id=user_id, extra_key=record
+        )
         return Sent(message_id, bool(replayed))
 
     async def history(
@@ -61,6 +64,15 @@ class MessageStore:
             "read_history", chat_id, user_id, low, high, limit, "1" if newest else "0"
         )
         return page[::-1] if newest else page
+
+    async def get(self, user_id: int, chat_id: int, message_id: int) -> str:
+        """One message's JSON text, as history shows it, for a member."""
+        (message,) = await self._scripts.run_chat("read_message", chat_id, user_id, message_id)
+        return message
+
+    async def edit(self, user_id: int, chat_id: int, message_id: int, content: str) -> None:
+        """Replaces the content of one of the user's own messages; it gains `edited_at`."""
+        await self._scripts.run_chat("edit_message", chat_id, user_id, message_id, json_string(content), utc_now_iso())
 
     async def delete(self, user_id: int, chat_id: int, message_id: int) -> None:
         """Deletes one of the user's own messages."""

@@ -1,7 +1,7 @@
 """The layout version of the data in Redis, and the steps that bring older data forward.
 
 `schema:version` holds the version the data is in (absent: 1, the layout
-before chat logs). Every server process runs `upgrade` at start; each step
+before chat logs; 2: member keys held "1"; 3: they hold read markers). Every server process runs `upgrade` at start; each step
 is idempotent, so processes starting together, or a step cut short and run
 again, leave the data as one run would. The version is written once a step
 has finished.
@@ -14,7 +14,7 @@ from .records import new_epoch
 
 log = logging.getLogger("chat.migrations")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCAN_BATCH = 500
 
 
@@ -26,6 +26,9 @@ async def upgrade(redis_client, scripts) -> int:
     if found < 2:
         count = await _add_chat_logs(redis_client, scripts)
         log.info("schema 1 -> 2: gave %d chats an empty event log", count)
+    if found < 3:
+        count = await _markers(redis_client, scripts)
+        log.info("schema 2 -> 3: gave the members of %d chats read markers", count)
     if found < SCHEMA_VERSION:
         await redis_client.set(keys.SCHEMA_VERSION_KEY, SCHEMA_VERSION)
     return found
@@ -39,6 +42,18 @@ async def _add_chat_logs(redis_client, scripts) -> int:
         upgraded += await scripts.run(
             "upgrade_chat", [keys.chat_key(chat_id), keys.chat_summary_key(chat_id)], [new_epoch()]
         )
+    return upgraded
+
+
+async def _markers(redis_client, scripts) -> int:
+    """2 -> 3: every member key holding "1" gets the chat's newest message id as
+    its read marker (everything said before the upgrade counts as read)."""
+    upgraded = 0
+    async for key in _scan(redis_client, keys.chat_key("*")):
+        chat_id = keys.id_of_channel(key)
+        member_ids = await redis_client.zrange(keys.chat_members_key(chat_id), 0, -1)
+        member_keys = [keys.chat_member_key(chat_id, member_id) for member_id in member_ids]
+        upgraded += await scripts.run("upgrade_markers", [keys.chat_key(chat_id), *member_keys], [])
     return upgraded
 
 

@@ -17,6 +17,11 @@ def message_json_tail(content: str) -> str:
     return json.dumps({"content": content}, ensure_ascii=False, separators=(",", ":"))[1:]
 
 
+def json_string(text: str) -> str:
+    """A string as a JSON value, written as message JSON writes its content."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def new_epoch() -> str:
     """A fresh name for a chat log's incarnation."""
     return secrets.token_hex(8)
@@ -34,6 +39,7 @@ def new_chat_summary(chat_id: int, title: str, owner_id: int, created_at: str, e
             "last_message_id": None,
             "last_message_time": None,
             "sender_id": None,
+            "last_message_edited_at": None,
             "seq": 0,
             "epoch": epoch,
         },

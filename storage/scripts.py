@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.exceptions
 
 from . import keys
-from .errors import Conflict, Forbidden, Gone, KeyReused, NotFound
+from .errors import BeyondNewest, Conflict, Forbidden, Gone, KeyReused, NotFound
 
 _LUA_DIR = Path(__file__).with_name("lua")
 # Each script and the files it is made of, in order. A chat script starts
@@ -18,16 +18,22 @@ _LUA_DIR = Path(__file__).with_name("lua")
 _SCRIPTS = {
     "send_message": ("chat_prelude", "send_message"),
     "read_history": ("chat_prelude", "read_history"),
+    "mark_read": ("chat_prelude", "mark_read"),
     "read_events": ("chat_prelude", "log_reader", "read_events"),
     "delete_message": ("chat_prelude", "delete_message"),
+    "read_message": ("chat_prelude", "read_message"),
+    "edit_message": ("chat_prelude", "edit_message"),
     "rename_chat": ("chat_prelude", "rename_chat"),
     "list_members": ("chat_prelude", "list_members"),
     "add_member": ("chat_prelude", "add_member"),
     "remove_member": ("chat_prelude", "remove_member"),
+    "typing": ("chat_prelude", "typing"),
     "read_log": ("log_reader", "read_log"),
     "create_user": ("create_user",),
     "create_chat": ("create_chat",),
     "upgrade_chat": ("upgrade_chat",),
+    "upgrade_markers": ("upgrade_markers",),
+    "list_chats": ("list_chats",),
     "end_sessions": ("end_sessions",),
     "claim_name": ("claim_name",),
     "release_name": ("release_name",),
@@ -38,9 +44,12 @@ _SCRIPTS = {
     "rate_window": ("rate_window",),
     "rate_count": ("rate_count",),
     "rate_bucket": ("rate_bucket",),
+    "presence_arrive": ("presence_arrive",),
+    "presence_depart": ("presence_depart",),
 }
 _STATUS_ERRORS = {
     "not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict, "key_reused": KeyReused, "gone": Gone,
+    "beyond_newest": BeyondNewest,
 }  # fmt: skip
 
 
@@ -82,7 +91,8 @@ class Scripts:
     ) -> list:
         """Runs a chat script; returns what follows 'ok' or raises its error.
 
-        `member_id`: the user a script adds or removes (their member key is KEYS[5]);
+        `member_id`: the user whose member key (read marker) the script reads or
+        writes: the one added or removed, the sender, the reader (KEYS[5]);
         `extra_key`: one more key of the chat's slot, after those.
         """
         key_names, context = self.chat_context(chat_id, member_id, extra_key)

@@ -73,10 +73,11 @@ async def _start(storage):
 
 
 @pytest.fixture
-def hub(storage):
+def hub(io_loop, storage):
     hub = Hub(storage)
     yield hub
     hub.close_all()
+    io_loop.run_sync(hub.stop)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The in-memory model behind tests/test_model.py: users, chats and messages
-as plain Python, changed the way the README says the API changes them."""
+"""The in-memory model behind tests/test_model.py: users, chats, messages
+(with their edits) and read markers as plain Python, changed the way the
+README says the API changes them."""
 
 from dataclasses import dataclass, field
 
@@ -31,9 +32,14 @@ class Message(ShortRepr):
     sender_id: int
     content: str
     deleted: bool = False
+    edited: bool = False  # it carries `edited_at` from its first edit that changed the content on
+    # What the API showed, once seen: its time never changes, and edited_at never goes back.
+    time: str | None = None
+    edited_at: str | None = None
 
     def __repr__(self):
-        return f"Message(chat {self.chat_id}, id {self.id}, from {self.sender_id}{', deleted' if self.deleted else ''})"
+        flags = "".join(f", {flag}" for flag in ("edited", "deleted") if getattr(self, flag))
+        return f"Message(chat {self.chat_id}, id {self.id}, from {self.sender_id}{flags})"
 
 
 @dataclass(eq=False, repr=False)
@@ -46,6 +52,7 @@ class Chat(ShortRepr):
     members: list[int]  # in the order they joined
     messages: list[Message] = field(default_factory=list)
     last_message_id: int = 0  # the chat's own counter: ids are never reused
+    markers: dict[int, int] = field(default_factory=dict)  # member id -> read marker (0: none read)
 
     def __repr__(self):
         return f"Chat({self.id}, members {self.members}{', gone' if self.gone else ''})"
@@ -57,6 +64,17 @@ class Chat(ShortRepr):
     def live_messages(self) -> list[Message]:
         """What history should show, oldest first."""
         return [] if self.gone else [m for m in self.messages if not m.deleted]
+
+    def message(self, message_id: int) -> Message | None:
+        """The live message with this id, if any."""
+        return next((m for m in self.live_messages() if m.id == message_id), None)
+
+    def unread(self, user_id: int) -> int:
+        """Live messages above the member's marker (their own never are: sending moves it)."""
+        marker = self.markers[user_id]
+        above = [m for m in self.live_messages() if m.id > marker]
+        assert all(m.sender_id != user_id for m in above), "the model moves a sender's marker"
+        return len(above)
 
 
 class Model:
@@ -99,9 +117,39 @@ class Model:
             return 403
         return None
 
+    def create_chat(self, chat_id: int, title: str, owner_id: int) -> None:
+        """The creator is its owner and only member, having read nothing."""
+        self.chats[chat_id] = Chat(chat_id, title, owner_id, [owner_id], markers={owner_id: 0})
+
+    def join(self, chat: Chat, user_id: int) -> None:
+        """A newcomer's marker starts at the newest id handed out: what was said before is not unread."""
+        chat.members.append(user_id)
+        chat.markers[user_id] = chat.last_message_id
+
+    def send(self, chat: Chat, sender_id: int, content: str) -> int:
+        """The next id of the chat's own counter; the sender's marker moves to it."""
+        chat.last_message_id += 1
+        chat.messages.append(Message(chat.id, chat.last_message_id, sender_id, content))
+        chat.markers[sender_id] = chat.last_message_id
+        return chat.last_message_id
+
+    def mark_read(self, chat: Chat, user_id: int, message_id: int) -> None:
+        """The marker moves forward only: an older id changes nothing."""
+        chat.markers[user_id] = max(chat.markers[user_id], message_id)
+
+    def message_refusal(self, actor: User, chat: Chat, message: Message) -> int | None:
+        """The status refusing the actor an edit or deletion of the message, else None."""
+        refusal = self.refusal(actor, chat)
+        if refusal is None and message.deleted:
+            return 404
+        if refusal is None and message.sender_id != actor.id:
+            return 403  # not even the owner touches others' messages
+        return refusal
+
     def leave(self, chat: Chat, user_id: int) -> None:
         """The owner's leaving passes ownership to the earliest joiner; the last one out ends the chat."""
         chat.members.remove(user_id)
+        del chat.markers[user_id]  # a member who comes back starts afresh
         if chat.gone:
             chat.owner_id = None
         elif chat.owner_id == user_id:

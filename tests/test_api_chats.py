@@ -22,7 +22,8 @@ from .apiclient import unique_name
 
 SUMMARY_KEYS = {
     "id", "title", "owner_id", "created_at",
-    "last_message", "last_message_id", "last_message_time", "sender_id", "seq", "epoch",
+    "last_message", "last_message_id", "last_message_time", "sender_id", "last_message_edited_at", "seq", "epoch",
+    "last_read_id", "unread_count",
 }
 
 

@@ -34,9 +34,9 @@ async def test_members_lists_owner_and_members_in_join_order(make_user):
     assert response.json() == {
         "owner_id": alice.user_id,
         "members": [
-            {"id": alice.user_id, "name": alice.name},
-            {"id": carol.user_id, "name": carol.name},
-            {"id": bob.user_id, "name": bob.name},
+            {"id": alice.user_id, "name": alice.name, "online": False},
+            {"id": carol.user_id, "name": carol.name, "online": False},
+            {"id": bob.user_id, "name": bob.name, "online": False},
         ],
     }
 

@@ -99,7 +99,7 @@ async def test_rename_moves_login_and_frees_the_old_name(make_user, new_client):
     assert_error((await login(new_client, old))[1], 400)
     assert_error(await bob.get("/api/user/1", params={"name": old}), 404)
     members = (await bob.get(f"/api/chats/{chat_id}/members")).json()["members"]
-    assert {"id": alice.user_id, "name": new} in members
+    assert {"id": alice.user_id, "name": new, "online": False} in members
     # The old name is free for someone else.
     newcomer = new_client()
     assert (await newcomer.register(old)).code == 201

@@ -17,7 +17,7 @@ JSON = {"Content-Type": "application/json; charset=UTF-8"}
 CHAT = {
     "id": 1, "title": "t", "owner_id": 1, "created_at": "2026-11-23T19:02:54.911Z",
     "last_message": None, "last_message_id": None, "last_message_time": None, "sender_id": None,
-    "seq": 0, "epoch": "0f3a9c2b1d4e5f60",
+    "last_message_edited_at": None, "seq": 0, "epoch": "0f3a9c2b1d4e5f60", "last_read_id": 0, "unread_count": 0,
 }  # fmt: skip
 
 

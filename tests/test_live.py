@@ -196,7 +196,7 @@ async def test_socket_send_errors_match_http(base_url, make_user, frame, http_bo
     [
         ("not json", 400, "the frame is not valid JSON"),
         ("[1, 2]", 400, "a frame must be a JSON object"),
-        ('{"op": "shout"}', 400, 'unknown op: "send" or "resume"'),
+        ('{"op": "shout"}', 400, 'unknown op: "send", "resume", "typing" or "watch_presence"'),
         ('{"op": "send", "request_id": {"a": 1}}', 400, "request_id must be a string or an integer"),
         (b"\x00\x01binary", 400, "frames must be text: a JSON object"),
         ("x" * (64 * 1024 + 1), 413, "frame too large: at most 65536 characters"),

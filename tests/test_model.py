@@ -1,8 +1,9 @@
 """Model-based test: a Hypothesis state machine drives random sequences of
-registering, creating chats, adding and removing members, sending, deleting
-messages, leaving and deleting accounts against a live `run.py`, and checks
-after every step that each member sees exactly what the in-memory model
-(tests/model_state.py) says, and that strangers are refused.
+registering, creating chats, adding and removing members, sending, reading,
+editing and deleting messages, marking chats read, leaving and deleting
+accounts against a live `run.py`, and checks after every step that each
+member sees exactly what the in-memory model (tests/model_state.py) says,
+read markers and unread counts included, and that strangers are refused.
 
 CI runs the fixed, derandomized profile `model-ci` (below, with the other
 profiles: `CHAT_MODEL_PROFILE=model-shrink` or `model-explore`).
@@ -38,6 +39,8 @@ PASSWORD = "correct horse"
 NAMES = st.sampled_from(["Ann", "cy", "dee", "eve"])  # "Ann" is taken while the first user "ann" lives
 TITLES = st.sampled_from(["General", "general", " General ", "Plans ☕"])
 CONTENT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # UTF-8 cannot carry lone surrogates
+SUMMARY_FIELDS = ("title", "owner_id", "last_message_id", "sender_id", "last_message", "last_message_time",
+                  "last_message_edited_at", "last_read_id", "unread_count")
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 # CI: the same examples every run, and no shrinking, which replays a failing
@@ -72,6 +75,7 @@ class ChatMachine(RuleBasedStateMachine):
         self.base = base
         self.model = Model()
         self.agents: dict[int, Agent] = {}
+        self.checks = 0  # invariant runs so far: whose turn it is to try a chat as a stranger
 
     def teardown(self):
         for agent in self.agents.values():
@@ -135,7 +139,7 @@ class ChatMachine(RuleBasedStateMachine):
         else:
             chat_id = expect(response, 201)["id"]
             assert chat_id not in self.model.chats, "chat ids are never reused"
-            self.model.chats[chat_id] = Chat(chat_id, title.strip(), actor.id, [actor.id])
+            self.model.create_chat(chat_id, title.strip(), actor.id)
 
     @precondition(has_chats)
     @rule(title=TITLES, data=st.data())
@@ -167,7 +171,7 @@ class ChatMachine(RuleBasedStateMachine):
             refusal = 409
         expect(response, refusal or 201)
         if refusal is None:
-            chat.members.append(found.id)
+            self.model.join(chat, found.id)
 
     @precondition(has_chats)
     @rule(by_owner=st.booleans(), data=st.data())
@@ -205,27 +209,76 @@ class ChatMachine(RuleBasedStateMachine):
             if refusal is not None:
                 expect(response, refusal)
                 continue
-            chat.last_message_id += 1
-            assert expect(response, 201) == {"status": "ok", "id": chat.last_message_id}
-            chat.messages.append(Message(chat.id, chat.last_message_id, actor.id, content))
+            message_id = self.model.send(chat, actor.id, content)
+            assert expect(response, 201) == {"status": "ok", "id": message_id}
 
-    @precondition(lambda self: self.model.messages())
-    @rule(data=st.data())
-    def delete_message(self, data):
+    def pick_message(self, data) -> tuple[Message, Chat, User]:
+        """A message (a live one, likely), its chat, and someone acting on it (its sender, likely)."""
         messages = self.model.messages()
         live = [m for m in messages if not m.deleted and not self.model.chats[m.chat_id].gone]
         message = self.pick(data, "message", live, messages)
         chat = self.model.chats[message.chat_id]
-        actor = self.pick_actor(data, chat, self.model.users[message.sender_id])
-        response = self.as_user(actor, "DELETE", f"/api/chats/{chat.id}", params={"id": message.id})
-        refusal = self.model.refusal(actor, chat)
-        if refusal is None and message.deleted:
-            refusal = 404
-        elif refusal is None and message.sender_id != actor.id:
-            refusal = 403  # not even the owner deletes others' messages
+        return message, chat, self.pick_actor(data, chat, self.model.users[message.sender_id])
+
+    @precondition(lambda self: self.model.messages())
+    @rule(by_path=st.booleans(), data=st.data())
+    def delete_message(self, by_path, data):
+        """By either of the two addresses of a message."""
+        message, chat, actor = self.pick_message(data)
+        if by_path:
+            response = self.as_user(actor, "DELETE", f"/api/chats/{chat.id}/messages/{message.id}")
+        else:
+            response = self.as_user(actor, "DELETE", f"/api/chats/{chat.id}", params={"id": message.id})
+        refusal = self.model.message_refusal(actor, chat, message)
         expect(response, refusal or 200)
         if refusal is None:
             message.deleted = True
+
+    @precondition(lambda self: self.model.messages())
+    @rule(content=CONTENT, same=st.sampled_from([False, False, True]), data=st.data())
+    def edit_message(self, content, same, data):
+        """Sometimes to the content it has already, which changes nothing (no `edited_at`)."""
+        message, chat, actor = self.pick_message(data)
+        content = message.content if same else content
+        path = f"/api/chats/{chat.id}/messages/{message.id}"
+        response = self.as_user(actor, "PUT", path, data={"content": content})
+        refusal = 401 if actor.deleted else 400 if not content.strip() else None
+        refusal = refusal or self.model.message_refusal(actor, chat, message)
+        expect(response, refusal or 200)
+        if refusal is None and content != message.content:
+            message.content, message.edited = content, True
+
+    def pick_message_id(self, data, beyond: int) -> tuple[int, Chat, User]:
+        """A message id (a live one's, likely; else any up to `beyond` past the newest), its chat and an actor."""
+        message, chat, actor = self.pick_message(data)
+        ids = list(range(1, chat.last_message_id + 1 + beyond))
+        return self.pick(data, "message_id", [message.id], ids), chat, actor
+
+    @precondition(lambda self: self.model.messages())
+    @rule(data=st.data())
+    def read_message(self, data):
+        """One message by its id (a deleted one, or the next id, is 404)."""
+        message_id, chat, actor = self.pick_message_id(data, beyond=1)
+        response = self.as_user(actor, "GET", f"/api/chats/{chat.id}/messages/{message_id}")
+        message = chat.message(message_id)
+        refusal = self.model.refusal(actor, chat) or (404 if message is None else None)
+        body = expect(response, refusal or 200)
+        if refusal is None:
+            assert list(body) == ["message"]
+            self.check_message(body["message"], message)
+
+    @precondition(lambda self: self.model.messages())
+    @rule(data=st.data())
+    def mark_read(self, data):
+        """Up to any id: a deleted one is fine, one beyond the newest refused, an older one changes nothing."""
+        message_id, chat, actor = self.pick_message_id(data, beyond=2)
+        response = self.as_user(actor, "POST", f"/api/chats/{chat.id}/read", data={"message_id": message_id})
+        refusal = self.model.refusal(actor, chat)
+        if refusal is None and message_id > chat.last_message_id:
+            refusal = 400
+        expect(response, refusal or 200)
+        if refusal is None:
+            self.model.mark_read(chat, actor.id, message_id)
 
     # Deleting leaves at least two live users, so later steps still have people to act.
     @precondition(lambda self: len(self.model.live_users()) >= 3)
@@ -251,6 +304,7 @@ class ChatMachine(RuleBasedStateMachine):
     @invariant()
     def everyone_sees_what_the_model_says(self):
         live = self.model.live_users()
+        self.checks += 1
         for chat in self.model.chats.values():
             if chat.gone:
                 for user in live[:1]:
@@ -259,20 +313,35 @@ class ChatMachine(RuleBasedStateMachine):
             for user in live:
                 if user.id in chat.members:
                     self.check_history(user, chat)
-                else:
-                    self.check_stranger(user, chat)
+            # One stranger a step, in turn, tries the chat: every step is several requests fewer.
+            strangers = [user for user in live if user.id not in chat.members]
+            if strangers:
+                self.check_stranger(strangers[self.checks % len(strangers)], chat)
             self.check_members(chat)
         for user in live:
             self.check_chat_list(user)
 
     def check_history(self, user: User, chat: Chat) -> None:
         page = expect(self.as_user(user, "GET", f"/api/chats/{chat.id}", params={"limit": 1000}), 200)["messages"]
-        seen = [(m["id"], m["sender_id"], m["content"]) for m in page]
-        wanted = [(m.id, m.sender_id, m.content) for m in chat.live_messages()]
-        assert seen == wanted, f"user {user.id} reads chat {chat.id}"
-        assert all(set(m) == {"id", "sender_id", "time", "content"} and TIME_RE.fullmatch(m["time"]) for m in page)
+        live = chat.live_messages()
+        assert [m["id"] for m in page] == [m.id for m in live], f"user {user.id} reads chat {chat.id}"
+        for shown, message in zip(page, live):
+            self.check_message(shown, message)
         times = [m["time"] for m in page]
         assert times == sorted(times), "times never go back as ids go up"
+
+    @staticmethod
+    def check_message(shown: dict, message: Message) -> None:
+        """The model's sender and content, `edited_at` last once edited; the time stays, edited_at never goes back."""
+        fields = ["id", "sender_id", "time", "content"] + (["edited_at"] if message.edited else [])
+        assert list(shown) == fields, f"{message}: {shown}"
+        assert (shown["id"], shown["sender_id"], shown["content"]) == (message.id, message.sender_id, message.content)
+        assert TIME_RE.fullmatch(shown["time"]) and shown["time"] == (message.time or shown["time"]), f"{message}"
+        message.time = shown["time"]
+        if message.edited:
+            assert TIME_RE.fullmatch(shown["edited_at"]), f"{message}: {shown}"
+            assert shown["edited_at"] >= max(message.time, message.edited_at or ""), f"{message}: {shown}"
+            message.edited_at = shown["edited_at"]
 
     def check_stranger(self, user: User, chat: Chat) -> None:
         """A non-member can neither read nor post (a stored post shows in the members' check)."""
@@ -282,7 +351,8 @@ class ChatMachine(RuleBasedStateMachine):
     def check_members(self, chat: Chat) -> None:
         reader = self.model.users[chat.members[0]]
         listed = expect(self.as_user(reader, "GET", f"/api/chats/{chat.id}/members"), 200)
-        members = [{"id": uid, "name": self.model.users[uid].name} for uid in chat.members]
+        # The model's users never open a socket: nobody is online.
+        members = [{"id": uid, "name": self.model.users[uid].name, "online": False} for uid in chat.members]
         assert listed == {"owner_id": chat.owner_id, "members": members}, f"members of chat {chat.id}"
 
     def check_chat_list(self, user: User) -> None:
@@ -292,11 +362,14 @@ class ChatMachine(RuleBasedStateMachine):
         )
         for summary in listed:
             chat = self.model.chats[summary["id"]]
+            # Every member read the chat's history just before: the model knows its newest's times.
             newest = (chat.live_messages() or [None])[-1]
-            wanted = (chat.title, chat.owner_id, None, None, None)
+            wanted = (chat.title, chat.owner_id, None, None, None, None, None)
             if newest is not None:
-                wanted = (chat.title, chat.owner_id, newest.id, newest.sender_id, newest.content)
-            seen = tuple(summary[k] for k in ("title", "owner_id", "last_message_id", "sender_id", "last_message"))
+                wanted = (chat.title, chat.owner_id, newest.id, newest.sender_id, newest.content, newest.time,
+                          newest.edited_at)
+            wanted += (chat.markers[user.id], chat.unread(user.id))
+            seen = tuple(summary[k] for k in SUMMARY_FIELDS)
             assert seen == wanted, f"user {user.id}'s summary of chat {chat.id}"
         order = [(c["last_message_time"] or c["created_at"], c["id"]) for c in listed]
         assert order == sorted(order, reverse=True), "most recent activity first"

@@ -1,6 +1,8 @@
-"""Upgrading data written by the previous layout (schema 1: no chat logs) to
-schema 2: nothing lost, every chat's log starts empty at seq 0, and running
-the upgrade again changes nothing."""
+"""Upgrading data written by the first layout (schema 1: no chat logs) to
+the current one (through schema 2, then 3: read markers): nothing lost,
+every chat's log starts empty at seq 0, everything before counts as read,
+and running the upgrade again changes nothing. (2 -> 3 on its own:
+test_schema_migration_3.py.)"""
 
 import json
 
@@ -70,7 +72,9 @@ def snapshot(sync_redis) -> dict:
 
 
 def without_log_fields(chat: dict) -> dict:
-    return {k: v for k, v in chat.items() if k not in ("seq", "epoch")}
+    """A listed chat without what later layouts added (its log's position, the caller's read marker, edits)."""
+    later = ("seq", "epoch", "last_read_id", "unread_count", "last_message_edited_at")
+    return {k: v for k, v in chat.items() if k not in later}
 
 
 async def write_old_data(sync_redis, alice, bob) -> tuple[int, int, list[tuple], list[dict]]:
@@ -94,21 +98,23 @@ async def test_upgrading_old_chats_loses_nothing_and_starts_their_logs_at_zero(b
     old_hashes = {chat_id: sync_redis.hgetall(keys.chat_key(chat_id)) for chat_id in (talk, empty)}
 
     assert await storage.upgrade() == 1  # the version the data was in
-    assert sync_redis.get(SCHEMA_KEY) == "2"
+    assert sync_redis.get(SCHEMA_KEY) == "3"
     upgraded = snapshot(sync_redis)
-    assert await storage.upgrade() == 2
+    assert await storage.upgrade() == 3
     assert snapshot(sync_redis) == upgraded  # a second run changes nothing
 
     epochs = {}
     for chat_id, old in old_hashes.items():
         now = sync_redis.hgetall(keys.chat_key(chat_id))
-        assert {k: v for k, v in now.items() if k not in ("log_seq", "log_epoch")} == old
-        assert now["log_seq"] == "0" and now["log_epoch"], now
+        assert {k: v for k, v in now.items() if k not in ("log_seq", "log_epoch", "read_markers")} == old
+        assert now["log_seq"] == "0" and now["log_epoch"] and now["read_markers"] == "1", now
         epochs[chat_id] = now["log_epoch"]
 
     chats = (await alice.get("/api/chats")).json()["chats"]
     assert [without_log_fields(c) for c in chats] == listed
     assert [(c["seq"], c["epoch"]) for c in chats] == [(0, epochs[empty]), (0, epochs[talk])]
+    # Everything before the upgrade counts as read.
+    assert [(c["last_read_id"], c["unread_count"]) for c in chats] == [(0, 0), (4, 0)]
     assert [without_log_fields(c) for c in (await bob.get("/api/chats")).json()["chats"]] == [listed[1]]
     assert await history(bob, talk) == old_messages(rows)
     assert await history(alice, empty) == []
@@ -128,6 +134,7 @@ async def test_upgrading_old_chats_loses_nothing_and_starts_their_logs_at_zero(b
     assert await history(bob, talk) == old_messages(rows) + [event["message"]]
     summary = next(c for c in (await bob.get("/api/chats")).json()["chats"] if c["id"] == talk)
     assert (summary["seq"], summary["epoch"], summary["last_message"]) == (1, epochs[talk], "first in the log")
+    assert (summary["last_read_id"], summary["unread_count"]) == (4, 1)
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -149,7 +156,7 @@ async def test_run_py_upgrades_old_data_when_it_starts(make_user, sync_redis, re
     talk, empty, rows, listed = await write_old_data(sync_redis, alice, bob)
     server = RunningServer("--redis-url", redis_url, "--data-dir", str(tmp_path), "--rate-limits", "off")
     try:
-        assert sync_redis.get(SCHEMA_KEY) == "2"
+        assert sync_redis.get(SCHEMA_KEY) == "3"
         there = ApiClient(http_client, server.base)
         there.cookies, there.user_id = dict(alice.cookies), alice.user_id
         chats = (await there.get("/api/chats")).json()["chats"]

@@ -307,5 +307,5 @@ async def test_listed_chats_have_their_fields_in_one_order(storage):
     (summary,) = await storage.chats.list_for(user_id)
     assert list(summary) == [
         "id", "title", "owner_id", "created_at", "last_message", "last_message_id", "last_message_time", "sender_id",
-        "seq", "epoch",
+        "last_message_edited_at", "seq", "epoch", "last_read_id", "unread_count",
     ]  # fmt: skip

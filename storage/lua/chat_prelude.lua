@@ -22,8 +22,9 @@ end
 -- Numbers the event, appends it to the chat's log and publishes it once, to
 -- the chat's channel, in the same step as the change. `body` is the JSON of
 -- the event's own fields without braces; a message event is logged as its
--- message id (`message_id`), any other as its JSON. Answers the event and its seq.
-local function emit(kind, body, message_id)
+-- message id (`message_id`) under `field` ('m' unless given: 'x' for an
+-- edit), any other as its JSON. Answers the event and its seq.
+local function emit(kind, body, message_id, field)
   if redis.call('HEXISTS', KEYS[1], 'log_epoch') == 0 then
     -- A chat written by an older version during an upgrade: its log starts here.
     local now = redis.call('TIME')
@@ -32,7 +33,7 @@ local function emit(kind, body, message_id)
   local seq = redis.call('HINCRBY', KEYS[1], 'log_seq', 1)
   local event = '{"type":"' .. kind .. '","chat_id":' .. CHAT_ID .. ',"seq":' .. seq .. ',' .. body .. '}'
   if message_id then
-    redis.call('XADD', LOG, 'MAXLEN', '~', LOG_CAP, seq .. '-0', 'm', message_id)
+    redis.call('XADD', LOG, 'MAXLEN', '~', LOG_CAP, seq .. '-0', field or 'm', message_id)
   else
     redis.call('XADD', LOG, 'MAXLEN', '~', LOG_CAP, seq .. '-0', 'e', event)
   end
@@ -56,13 +57,14 @@ local function write_summary()
   local summary = {
     id = tonumber(info[1]), title = info[2], owner_id = tonumber(info[3]), created_at = info[4],
     last_message = cjson.null, last_message_id = cjson.null, last_message_time = cjson.null, sender_id = cjson.null,
-    seq = tonumber(info[5]) or 0, epoch = info[6] or '',
+    last_message_edited_at = cjson.null, seq = tonumber(info[5]) or 0, epoch = info[6] or '',
   }
   local newest = redis.call('ZRANGE', KEYS[3], -1, -1)[1]
   if newest then
     local message = cjson.decode(newest)
     summary.last_message, summary.last_message_id = message.content, message.id
     summary.last_message_time, summary.sender_id = message.time, message.sender_id
+    summary.last_message_edited_at = message.edited_at or cjson.null
   end
   redis.call('SET', KEYS[4], cjson.encode(summary))
 end

@@ -34,7 +34,7 @@ local function read_log(chat, messages, log, prior, chat_id, since, limit, epoch
     if field == 'e' then
       table.insert(result, value)
     else
-      -- A message event: the message as it was at `seq`.
+      -- A message event ('m') or an edit ('x'): the message as it was at `seq`.
       local message
       for _, version in ipairs(replaced[value] or {}) do
         if version[1] > seq then
@@ -43,7 +43,8 @@ local function read_log(chat, messages, log, prior, chat_id, since, limit, epoch
         end
       end
       message = message or redis.call('ZRANGEBYSCORE', messages, value, value)[1] or 'null'
-      table.insert(result, '{"type":"message","chat_id":' .. chat_id .. ',"seq":' .. seq .. ',"message":' .. message .. '}')
+      local kind = field == 'x' and 'message_edited' or 'message'
+      table.insert(result, '{"type":"' .. kind .. '","chat_id":' .. chat_id .. ',"seq":' .. seq .. ',"message":' .. message .. '}')
     end
   end
   return result
