@@ -41,8 +41,16 @@ async def test_a_stuck_redis_gets_a_prompt_json_503(make_user, sync_redis):
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_deleting_an_account_in_many_chats_is_not_cut_short(make_user, storage, sync_redis):
-    alice = await make_user()
+async def test_deleting_an_account_in_many_chats_is_not_cut_short(new_client, storage, sync_redis):
+    # Setup, not what is tested: under a loaded CI machine a fresh cluster
+    # client's first requests can miss this 0.1 s deadline, so try again.
+    for _ in range(5):
+        alice = new_client()
+        if (await alice.register()).code == 201:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        pytest.fail("could not register within the deadline five times")
     for index in range(1000):  # leaving them all takes several deadlines' worth
         await storage.chats.create(alice.user_id, f"chat {index}")
     started = time.monotonic()
