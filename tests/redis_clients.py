@@ -133,6 +133,15 @@ def settle_pubsub(client: redis.Redis) -> None:
         client.settle_pubsub()
 
 
+def kill_pubsub_connections(client: redis.Redis, timeout_secs: float = 10.0) -> int:
+    """Kills the server processes' pub/sub connections, waiting (up to the timeout) for
+    at least one to exist: right after an earlier kill they may still be reconnecting."""
+    deadline = time.monotonic() + timeout_secs
+    while (killed := client.client_kill_filter(_type="pubsub")) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return killed
+
+
 def sync_client(url: str, **options) -> redis.Redis:
     """A client of the server at `url`, or of the cluster at a `redis+cluster://` one (decoded replies by default)."""
     options.setdefault("decode_responses", True)
