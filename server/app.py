@@ -31,7 +31,7 @@ from .settings import Settings
 def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
     """The Tornado application serving the whole API over one storage."""
     deps = {"storage": storage, "settings": settings, "rules": Rules(settings)}
-    metrics = Metrics(hub, NotFoundHandler)
+    metrics = Metrics(hub, NotFoundHandler, storage.read_cache)
     routes = [
         (r"/healthz/?", HealthHandler, deps),
         (r"/metrics/?", MetricsHandler, {**deps, "metrics": metrics}),

@@ -264,6 +264,8 @@ class Hub(LogReplay):
         return False
 
     def _user_event(self, user_id: int, text: str) -> None:
+        if user_id not in self._sockets:
+            return  # the channel is held for the read cache, not for a socket
         fields = orjson.loads(text)
         kind, chat_id = fields.get("type"), fields.get("chat_id")
         if kind == "member_added":

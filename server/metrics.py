@@ -11,6 +11,7 @@ import re
 import sys
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 access_log = logging.getLogger("tornado.access")
 
@@ -25,8 +26,9 @@ _ESCAPED = re.compile(r"\\(.)")
 class Metrics:
     """The registry and metric objects of one application."""
 
-    def __init__(self, hub, not_found_class: type):
+    def __init__(self, hub, not_found_class: type, read_cache):
         self.registry = CollectorRegistry()
+        self.registry.register(ReadCacheCollector(read_cache))
         self.requests = Counter(
             "chat_http_requests",
             "HTTP requests answered, by route pattern, method and status.",
@@ -91,6 +93,33 @@ class Metrics:
             if regex.match(handler.request.path):
                 return label
         return candidates[0][1]
+
+
+class ReadCacheCollector:
+    """The read cache's own counts (storage.read_cache), read at scrape time."""
+
+    def __init__(self, cache):
+        self._cache = cache
+
+    def collect(self):
+        cache = self._cache
+        hits = CounterMetricFamily(
+            "chat_read_cache_hits", "Reads answered from this process's read cache, by kind.", labels=["kind"]
+        )
+        misses = CounterMetricFamily(
+            "chat_read_cache_misses", "Reads the read cache could not answer (they went to Redis).", labels=["kind"]
+        )
+        for kind in cache.hits:
+            hits.add_metric([kind], cache.hits[kind])
+            misses.add_metric([kind], cache.misses[kind])
+        yield hits
+        yield misses
+        yield CounterMetricFamily(
+            "chat_read_cache_evictions", "Entries dropped to stay within --read-cache-mb.", value=cache.evictions
+        )
+        yield GaugeMetricFamily("chat_read_cache_bytes", "Memory the read cache counts itself at.", value=cache.size)
+        yield GaugeMetricFamily("chat_read_cache_entries", "Chat lists and pages held.", value=cache.entry_count)
+        yield GaugeMetricFamily("chat_read_cache_limit_bytes", "The cap (--read-cache-mb).", value=cache.max_bytes)
 
 
 def _routes_by_class(application) -> dict[type, list[tuple[re.Pattern, str]]]:

@@ -79,6 +79,10 @@ class Settings:
     # renewed (and watched users re-read) every third of it, so a crashed
     # process's users are seen offline within 4/3 of it.
     presence_ttl_secs: int = 45
+    # Memory each process may use to answer chat lists and the newest page of
+    # each chat's history without Redis (kept current by the live events);
+    # 0 turns the cache off.
+    read_cache_mb: int = 64
 
     # WebSocket.
     ws_ping_interval_secs: float = 20.0
@@ -110,6 +114,8 @@ class Settings:
         for name in ("messages_per_sec", "redis_timeout_secs"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be above 0")
+        if self.read_cache_mb < 0:
+            raise ValueError("read_cache_mb must be 0 or more")
         if not 3 <= self.presence_ttl_secs <= 3600:
             raise ValueError("presence_ttl_secs must be 3-3600")
         if not 4 <= self.bcrypt_cost <= 31:

@@ -25,6 +25,7 @@ from .messages import MessageStore
 from .passwords import PasswordHasher
 from .presence import PresenceStore
 from .rate_limits import RateLimits
+from .read_cache import ReadCache
 from .scripts import Scripts
 from .session_cache import SessionCache
 from .users import UserStore
@@ -54,8 +55,11 @@ class Storage:
         self.feed = EventFeed(redis)
         self.passwords = PasswordHasher(cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
         self.limits = RateLimits(redis, scripts, settings)
-        self.chats = ChatStore(redis, scripts)
-        self.messages = MessageStore(scripts, idempotency_ttl_secs=settings.idempotency_ttl_secs)
+        self.read_cache = cache = ReadCache(
+            self.feed, max_bytes=settings.read_cache_mb * 2**20, page_messages=settings.history_default_limit
+        )
+        self.chats = ChatStore(redis, scripts, cache)
+        self.messages = MessageStore(scripts, cache, idempotency_ttl_secs=settings.idempotency_ttl_secs)
         self.log = ChatLog(redis, scripts)
         self.presence = PresenceStore(redis, scripts)
         self.users = UserStore(
@@ -78,7 +82,10 @@ class Storage:
 
     async def upgrade(self) -> int:
         """Brings older data to this code's layout (see migrations); returns the version it was in."""
-        return await migrations.upgrade(self._redis, self._scripts)
+        found = await migrations.upgrade(self._redis, self._scripts)
+        if found < migrations.SCHEMA_VERSION:
+            self.read_cache.drop_all()  # nothing announced what the upgrade rewrote
+        return found
 
     async def ping(self) -> None:
         """Raises a redis error unless Redis answers (for health checks)."""

@@ -28,9 +28,10 @@ TYPING_HOLD_MS = 3000  # one typing notice per user and chat in this time; extra
 
 
 class ChatStore:
-    def __init__(self, redis, scripts):
+    def __init__(self, redis, scripts, cache):
         self._redis = redis
         self._scripts = scripts
+        self._cache = cache  # storage.read_cache: told of every change made here
 
     async def create(self, user_id: int, title: str) -> int:
         """A new chat owned by the user; raises Conflict if they have one of that title."""
@@ -44,10 +45,11 @@ class ChatStore:
         if not await lock.acquire():
             raise Conflict("another chat is being created; try again")
         try:
-            if title in await self._titles_of(user_id):
+            if await self._has_created(user_id, title):
                 raise Conflict("you already have a chat with this title")
             chat_id = await self._create(user_id, title)
         finally:
+            self._cache.user_changed(user_id)
             # Bounded even after the request's deadline fired: this runs then too.
             with contextlib.suppress(LockError, TimeoutError, redis.exceptions.RedisError):
                 async with asyncio.timeout(CREATE_LOCK_SECS):
@@ -58,7 +60,9 @@ class ChatStore:
 
     async def _create(self, user_id: int, title: str) -> int:
         async def create(chat_id: int) -> bool:
-            await self._redis.sadd(keys.user_chats_key(user_id), chat_id)  # index first: see above
+            # Indexes first (see above); the title check reads each chat's own hash.
+            await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
+            await self._redis.sadd(keys.user_created_chats_key(user_id), chat_id)
             created_at = utc_now_iso()
             epoch = new_epoch()
             summary = new_chat_summary(chat_id, title, user_id, created_at, epoch)
@@ -71,12 +75,19 @@ class ChatStore:
 
         return await fresh_id(self._redis, keys.CHAT_ID_SEQ, create)
 
+    async def list_json(self, user_id: int) -> bytes:
+        """The user's chats as a JSON array (see `list_for`), from this process's
+        read cache when it holds them."""
+        return await self._cache.chat_list(user_id, self.ids_of, self._read_list)
+
     async def list_for(self, user_id: int) -> list[dict]:
         """The user's chats with their last message, read marker and unread
         count, most recent activity first."""
-        chat_ids = await self._redis.smembers(keys.user_chats_key(user_id))
+        return orjson.loads(await self.list_json(user_id))
+
+    async def _read_list(self, user_id: int, chat_ids: list[int]) -> bytes:
         if not chat_ids:
-            return []
+            return b"[]"
         # One script (on a cluster, one per slot, pipelined): each chat's
         # summary, the user's read marker and unread count; a chat without
         # the user's member key (a stale index entry) is left out.
@@ -96,7 +107,7 @@ class ChatStore:
             chat["last_read_id"], chat["unread_count"] = int(marker), unread
             chats.append(chat)
         chats.sort(key=lambda c: (c["last_message_time"] or c["created_at"], c["id"]), reverse=True)
-        return chats
+        return orjson.dumps(chats)
 
     async def ids_of(self, user_id: int) -> list[int]:
         """The chats in the user's index (a superset of those they are in)."""
@@ -122,13 +133,19 @@ class ChatStore:
         """Moves the user's read marker in the chat forward to `message_id`
         (an older id changes nothing); (marker, unread count). Raises
         NotFound, Forbidden, BeyondNewest (past the newest message id)."""
-        marker, unread = await self._scripts.run_chat(
-            "mark_read", chat_id, user_id, message_id, keys.user_events_channel(user_id), member_id=user_id
-        )
+        try:
+            marker, unread = await self._scripts.run_chat(
+                "mark_read", chat_id, user_id, message_id, keys.user_events_channel(user_id), member_id=user_id
+            )
+        finally:
+            self._cache.user_changed(user_id)
         return marker, unread
 
     async def rename(self, user_id: int, chat_id: int, title: str) -> None:
-        await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event_body(title=title))
+        try:
+            await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event_body(title=title))
+        finally:
+            self._cache.chat_changed(chat_id, history=False)
 
     async def members(self, user_id: int, chat_id: int) -> tuple[int, list[int]]:
         """(owner id, member ids in join order), for a member of the chat."""
@@ -137,6 +154,14 @@ class ChatStore:
 
     async def add_member(self, user_id: int, chat_id: int, new_member_id: int | None) -> None:
         """Any member adds another user (None: no such user); raises NotFound, Forbidden, Conflict."""
+        try:
+            await self._add_member(user_id, chat_id, new_member_id)
+        finally:
+            self._cache.chat_changed(chat_id, history=False)
+            if new_member_id is not None:
+                self._cache.user_changed(new_member_id)
+
+    async def _add_member(self, user_id: int, chat_id: int, new_member_id: int | None) -> None:
         indexed = 0
         if new_member_id is not None:
             indexed = await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
@@ -161,10 +186,14 @@ class ChatStore:
 
     async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
         """The owner removes a member, or a member (user_id == member_id) leaves."""
-        await self._scripts.run_chat(
-            "remove_member", chat_id, user_id, member_id, keys.user_events_channel(member_id), member_id=member_id
-        )
-        await self._unindex(member_id, chat_id)
+        try:
+            await self._scripts.run_chat(
+                "remove_member", chat_id, user_id, member_id, keys.user_events_channel(member_id), member_id=member_id
+            )
+            await self._unindex(member_id, chat_id)
+        finally:
+            self._cache.chat_changed(chat_id, history=False, removed=member_id)
+            self._cache.user_changed(member_id)
 
     async def typing(self, user_id: int, chat_id: int) -> bool:
         """Tells the chat's other members the user is typing, unless they were
@@ -192,7 +221,9 @@ class ChatStore:
 
         Checked after the removal: an add that lands in between re-adds the
         entry itself after its script, and one that landed before is seen here.
+        A chat left no longer counts as created by them (its title is free).
         """
+        await self._redis.srem(keys.user_created_chats_key(user_id), chat_id)
         await self._redis.srem(keys.user_chats_key(user_id), chat_id)
         if await self._redis.zscore(keys.chat_members_key(chat_id), user_id) is not None:
             await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
@@ -204,8 +235,15 @@ class ChatStore:
             await self.remove_member(user_id, chat_id, user_id)
             raise NotFound("user not found")
 
-    async def _titles_of(self, user_id: int) -> set[str]:
-        return {chat["title"] for chat in await self.list_for(user_id)}
+    async def _has_created(self, user_id: int, title: str) -> bool:
+        """Whether a chat the user created, and is still in, has this title
+        (chats others added them to do not count: nobody can squat their titles)."""
+        chat_ids = await self._redis.smembers(keys.user_created_chats_key(user_id))
+        if not chat_ids:
+            return False
+        groups = by_slot(self._redis, chat_ids, keys.chat_key)
+        key_groups = [[name for c in group for name in (keys.chat_key(c), keys.chat_members_key(c))] for group in groups]
+        return bool(await run_per_group(self._redis, self._scripts.has_title, key_groups, [title, user_id]))
 
 
 SUMMARY_FIELDS = (

@@ -38,24 +38,24 @@ def by_slot(client, items: Iterable, key_of: Callable[[object], str]) -> list[li
     return list(groups.values())
 
 
-async def run_per_group(client, script, key_groups: list[list[str]]) -> list:
-    """Runs `script` (a registered script without arguments) once per group
-    of keys, each group in one slot (see by_slot); their flat replies, joined.
+async def run_per_group(client, script, key_groups: list[list[str]], args: list = ()) -> list:
+    """Runs `script` (a registered script) with `args` once per group of keys,
+    each group in one slot (see by_slot); their flat replies, joined.
     On a cluster, one pipeline: one round trip per node, and one command in
     flight for WaitingRedisCluster (its `execute_pipeline`)."""
     if len(key_groups) == 1:
-        return await script(keys=key_groups[0])
+        return await script(keys=key_groups[0], args=list(args))
     try:
-        return await _pipelined(client, script, key_groups)
+        return await _pipelined(client, script, key_groups, args)
     except NoScriptError:
         await client.script_load(script.script)  # on every master (a restart, SCRIPT FLUSH)
-        return await _pipelined(client, script, key_groups)
+        return await _pipelined(client, script, key_groups, args)
 
 
-async def _pipelined(client, script, key_groups: list[list[str]]) -> list:
+async def _pipelined(client, script, key_groups: list[list[str]], args) -> list:
     pipe = client.pipeline()
     for names in key_groups:
-        pipe.execute_command("EVALSHA", script.sha, len(names), *names)  # routed by its keys' slot
+        pipe.execute_command("EVALSHA", script.sha, len(names), *names, *args)  # routed by its keys' slot
     execute = getattr(client, "execute_pipeline", None)
     replies = await (execute(pipe) if execute else pipe.execute())
     return [value for reply in replies for value in reply]

@@ -16,11 +16,14 @@ A server process holds one `EventFeed`: one classic pub/sub connection
 (sessions:ended, the channels of the users with a socket on this process,
 and the chat channels unless they are sharded), and on a sharded cluster
 one more per master, for the chat channels of its slots. Each channel is
-subscribed once per process however many sockets need it.
+subscribed once per process however many sockets need it. User and chat
+channels have holders (the hub for its sockets, the read cache for its
+entries): a channel stays subscribed while any holder keeps it.
 """
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 
 from . import keys
@@ -28,6 +31,8 @@ from .cluster import is_cluster, node_client
 from .pubsub import Subscriber
 
 log = logging.getLogger("chat.events")
+
+LIVE = "live"  # the holder name of the hub's subscriptions (for its sockets)
 
 
 def encode_event(kind: str, **fields) -> str:
@@ -54,7 +59,11 @@ class EventFeed:
     `connection_listeners(connected: bool)`, when the classic connection
     (sessions, user and presence channels) goes live and when it is lost; each of
     `chat_listeners(chat_id, live: bool)`, when a chat's subscription is
-    lost and when it is live again. Nothing published while a subscription
+    lost and when it is live again; each of `chat_event_listeners(chat_id,
+    event_json)` and `user_event_listeners(user_id, event_json)` before
+    `on_chat_event` / `on_user_event` (the read cache: it must forget before a
+    socket is told, so a client that reads on the event reads the change);
+    each of `lost_listeners()`, whenever any subscription is lost. Nothing published while a subscription
     was down is replayed here: the chat logs are for that (see server.hub).
     Connections reconnect by themselves, with backoff, and ping when idle.
     """
@@ -67,6 +76,10 @@ class EventFeed:
         self.session_listeners: list[Callable[[int, str | None], None]] = []
         self.connection_listeners: list[Callable[[bool], None]] = []
         self.chat_listeners: list[Callable[[int, bool], None]] = []
+        self.chat_event_listeners: list[Callable[[int, str], None]] = []
+        self.user_event_listeners: list[Callable[[int, str], None]] = []
+        self.lost_listeners: list[Callable[[], None]] = []
+        self._holders: defaultdict[str, set[str]] = defaultdict(set)  # user or chat channel -> who keeps it
         self.connected = False
         self.sharded = False  # chat channels are shard channels (see use_shard_channels)
         self._main = Subscriber("main", self._new_pubsub, self, anchor=keys.SESSIONS_ENDED_CHANNEL)
@@ -86,13 +99,28 @@ class EventFeed:
             await subscriber.stop()
         self._shards.clear()
 
-    async def subscribe(self, user_id: int) -> bool:
+    async def subscribe(self, user_id: int, holder: str = LIVE) -> bool:
         """Subscribes to the user's channel; returns once Redis has confirmed it
         (or after a few seconds, False, if the connection is down meanwhile)."""
-        return await self._main.subscribe(keys.user_events_channel(user_id))
+        channel = keys.user_events_channel(user_id)
+        self._holders[channel].add(holder)
+        return await self._main.subscribe(channel)
 
-    def unsubscribe(self, user_id: int) -> None:
-        self._main.unsubscribe(keys.user_events_channel(user_id))
+    def unsubscribe(self, user_id: int, holder: str = LIVE) -> None:
+        channel = keys.user_events_channel(user_id)
+        if self._let_go(channel, holder):
+            self._main.unsubscribe(channel)
+
+    def _let_go(self, channel: str, holder: str) -> bool:
+        """Drops one holder of the channel; True if that was the last."""
+        holders = self._holders.get(channel)
+        if holders is None:
+            return False
+        holders.discard(holder)
+        if holders:
+            return False
+        del self._holders[channel]
+        return True
 
     async def subscribe_presence(self, user_id: int) -> bool:
         """Subscribes to the user's presence channel (on the classic connection)."""
@@ -101,15 +129,18 @@ class EventFeed:
     def unsubscribe_presence(self, user_id: int) -> None:
         self._main.unsubscribe(keys.presence_channel(user_id))
 
-    async def subscribe_chat(self, chat_id: int) -> bool:
+    async def subscribe_chat(self, chat_id: int, holder: str = LIVE) -> bool:
         """Subscribes to the chat's channel; True once Redis has confirmed it."""
         channel = keys.chat_events_channel(chat_id)
+        self._holders[channel].add(holder)
         home = self._homes.get(channel) or self._home_for(channel)
         self._homes[channel] = home
         return await home.subscribe(channel)
 
-    def unsubscribe_chat(self, chat_id: int) -> None:
+    def unsubscribe_chat(self, chat_id: int, holder: str = LIVE) -> None:
         channel = keys.chat_events_channel(chat_id)
+        if not self._let_go(channel, holder):
+            return
         home = self._homes.pop(channel, None)
         if home is not None:
             home.unsubscribe(channel)
@@ -128,11 +159,17 @@ class EventFeed:
             for listener in self.session_listeners:
                 listener(ended["user_id"], ended["session"])
         elif channel.startswith("chat:"):
-            self.on_chat_event(keys.id_of_channel(channel), data)
+            chat_id = keys.id_of_channel(channel)
+            for listener in self.chat_event_listeners:
+                listener(chat_id, data)
+            self.on_chat_event(chat_id, data)
         elif channel.startswith("presence:"):
             self.on_presence_event(keys.id_of_channel(channel), data)
         else:
-            self.on_user_event(keys.id_of_channel(channel), data)
+            user_id = keys.id_of_channel(channel)
+            for listener in self.user_event_listeners:
+                listener(user_id, data)
+            self.on_user_event(user_id, data)
 
     def on_confirmed(self, channel: str) -> None:
         if channel == keys.SESSIONS_ENDED_CHANNEL:
@@ -142,6 +179,8 @@ class EventFeed:
                 listener(keys.id_of_channel(channel), True)
 
     def on_lost(self, channels: set[str]) -> None:
+        for listener in self.lost_listeners:
+            listener()
         if keys.SESSIONS_ENDED_CHANNEL in channels:
             self._set_connected(False)
         for channel in channels:

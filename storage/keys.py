@@ -22,6 +22,12 @@ def user_chats_key(user_id: int) -> str:
     return f"user:{{{user_id}}}:chats"
 
 
+def user_created_chats_key(user_id: int) -> str:
+    """Set of chat ids the user created (and has not left since): where a new
+    chat's title must not repeat. An index like user_chats_key, never the authority."""
+    return f"user:{{{user_id}}}:created"
+
+
 def user_sessions_key(user_id: int) -> str:
     """Sorted set: token digest -> expiry (unix seconds) of each of the user's sessions."""
     return f"user:{{{user_id}}}:sessions"

@@ -21,8 +21,9 @@ def _digest(text: str) -> str:
 
 
 class MessageStore:
-    def __init__(self, scripts, *, idempotency_ttl_secs: int):
+    def __init__(self, scripts, cache, *, idempotency_ttl_secs: int):
         self._scripts = scripts
+        self._cache = cache  # storage.read_cache: told of every change made here
         self._idempotency_ttl_secs = idempotency_ttl_secs
 
     async def send(self, user_id: int, chat_id: int, content: str, idempotency_key: str | None = None) -> Sent:
@@ -38,9 +39,12 @@ class MessageStore:
             record = keys.send_idempotency_key(chat_id, user_id, _digest(idempotency_key))
             args += [_digest(content), self._idempotency_ttl_secs]
         # The sender's member key (KEYS[5]): sending moves their read marker.
-        message_id, replayed = await self._scripts.run_chat(
-            "send_message", chat_id, *args, member_id=user_id, extra_key=record
-        )
+        try:
+            message_id, replayed = await self._scripts.run_chat(
+                "send_message", chat_id, *args, member_id=user_id, extra_key=record
+            )
+        finally:
+            self._cache.chat_changed(chat_id, history=True)
         return Sent(message_id, bool(replayed))
 
     async def history(
@@ -57,13 +61,24 @@ class MessageStore:
         No cursor or only `before`: the newest `limit` messages below it.
         `after` (with or without `before`): the oldest `limit` above it.
         """
+        if before is None and after is None:
+            newest = await self._cache.newest_page(
+                chat_id, user_id, limit, lambda count: self._read(user_id, chat_id, "-inf", "+inf", count, newest=True)
+            )
+            return newest[::-1]
         low = f"({after}" if after is not None else "-inf"
         high = f"({before}" if before is not None else "+inf"
         newest = after is None
+        page = await self._read(user_id, chat_id, low, high, limit, newest=newest)
+        return page[::-1] if newest else page
+
+    async def _read(self, user_id: int, chat_id: int, low: str, high: str, limit: int, *, newest: bool) -> list[str]:
+        """Messages with ids in (low, high) (ZRANGEBYSCORE syntax) for a member:
+        the newest `limit` of them, newest first, or the oldest, oldest first."""
         (page,) = await self._scripts.run_chat(
             "read_history", chat_id, user_id, low, high, limit, "1" if newest else "0"
         )
-        return page[::-1] if newest else page
+        return page
 
     async def get(self, user_id: int, chat_id: int, message_id: int) -> str:
         """One message's JSON text, as history shows it, for a member."""
@@ -72,8 +87,16 @@ class MessageStore:
 
     async def edit(self, user_id: int, chat_id: int, message_id: int, content: str) -> None:
         """Replaces the content of one of the user's own messages; it gains `edited_at`."""
-        await self._scripts.run_chat("edit_message", chat_id, user_id, message_id, json_string(content), utc_now_iso())
+        try:
+            await self._scripts.run_chat(
+                "edit_message", chat_id, user_id, message_id, json_string(content), utc_now_iso()
+            )
+        finally:
+            self._cache.chat_changed(chat_id, history=True)
 
     async def delete(self, user_id: int, chat_id: int, message_id: int) -> None:
         """Deletes one of the user's own messages."""
-        await self._scripts.run_chat("delete_message", chat_id, user_id, message_id)
+        try:
+            await self._scripts.run_chat("delete_message", chat_id, user_id, message_id)
+        finally:
+            self._cache.chat_changed(chat_id, history=True)

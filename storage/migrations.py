@@ -1,7 +1,9 @@
 """The layout version of the data in Redis, and the steps that bring older data forward.
 
 `schema:version` holds the version the data is in (absent: 1, the layout
-before chat logs; 2: member keys held "1"; 3: they hold read markers). Every server process runs `upgrade` at start; each step
+before chat logs; 2: member keys held "1"; 3: they hold read markers; 4:
+each user's `created` index of the chats they created). Every server
+process runs `upgrade` at start; each step
 is idempotent, so processes starting together, or a step cut short and run
 again, leave the data as one run would. The version is written once a step
 has finished.
@@ -14,7 +16,7 @@ from .records import new_epoch
 
 log = logging.getLogger("chat.migrations")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCAN_BATCH = 500
 
 
@@ -29,6 +31,9 @@ async def upgrade(redis_client, scripts) -> int:
     if found < 3:
         count = await _markers(redis_client, scripts)
         log.info("schema 2 -> 3: gave the members of %d chats read markers", count)
+    if found < 4:
+        count = await _created_indexes(redis_client, scripts)
+        log.info("schema 3 -> 4: put %d chats in their owners' created index", count)
     if found < SCHEMA_VERSION:
         await redis_client.set(keys.SCHEMA_VERSION_KEY, SCHEMA_VERSION)
     return found
@@ -54,6 +59,20 @@ async def _markers(redis_client, scripts) -> int:
         member_ids = await redis_client.zrange(keys.chat_members_key(chat_id), 0, -1)
         member_keys = [keys.chat_member_key(chat_id, member_id) for member_id in member_ids]
         upgraded += await scripts.run("upgrade_markers", [keys.chat_key(chat_id), *member_keys], [])
+    return upgraded
+
+
+async def _created_indexes(redis_client, scripts) -> int:
+    """3 -> 4: each chat goes into its owner's `created` index (the title check
+    of a new chat reads only those). Who created a chat was not recorded: its
+    owner stands in (the creator, unless they left, and then it no longer
+    counts for them anyway). Adding twice changes nothing."""
+    upgraded = 0
+    async for key in _scan(redis_client, keys.chat_key("*")):
+        chat_id = keys.id_of_channel(key)
+        owner_id = await redis_client.hget(keys.chat_key(chat_id), "owner_id")
+        if owner_id is not None and await redis_client.zscore(keys.chat_members_key(chat_id), owner_id) is not None:
+            upgraded += await redis_client.sadd(keys.user_created_chats_key(owner_id), chat_id)
     return upgraded
 
 

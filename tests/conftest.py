@@ -3,6 +3,7 @@ three-master Redis Cluster) for the session, a clean database and the real
 app on a real port for each test."""
 
 import asyncio
+import os
 
 import pytest
 
@@ -35,7 +36,10 @@ def settings():
     # bcrypt's cheapest cost keeps the suite fast; the algorithm is the same.
     # Rate limits are off, as for any tool that drives the API: tests send
     # faster than people. tests/test_rate_limits.py turns them on.
-    return Settings(bcrypt_cost=4, rate_limits=False)
+    # CHAT_READ_CACHE_MB=0 runs the suite without the read cache (run.py
+    # processes that tests start read the same variable).
+    read_cache_mb = int(os.environ.get("CHAT_READ_CACHE_MB", Settings.read_cache_mb))
+    return Settings(bcrypt_cost=4, rate_limits=False, read_cache_mb=read_cache_mb)
 
 
 @pytest.fixture

@@ -142,6 +142,25 @@ def kill_pubsub_connections(client: redis.Redis, timeout_secs: float = 10.0) -> 
     return killed
 
 
+def restart_pubsub_connections(client: redis.Redis, timeout_secs: float = 10.0) -> None:
+    """Kills the server processes' pub/sub connections and returns once one is
+    back: its process has then noticed the loss, and a process drops its read
+    cache when it does. For a test that rewrites the data behind the servers'
+    backs (FLUSHALL), which no event announces."""
+    before = _pubsub_client_ids(client)
+    kill_pubsub_connections(client, timeout_secs)
+    deadline = time.monotonic() + timeout_secs
+    while not _pubsub_client_ids(client) - before:
+        if time.monotonic() > deadline:
+            raise AssertionError("no pub/sub connection came back")
+        time.sleep(0.01)
+
+
+def _pubsub_client_ids(client: redis.Redis) -> set[tuple[int, str]]:
+    nodes = client.every_node() if isinstance(client, ClusterInspector) else [client]
+    return {(n, entry["id"]) for n, node in enumerate(nodes) for entry in node.client_list(_type="pubsub")}
+
+
 def sync_client(url: str, **options) -> redis.Redis:
     """A client of the server at `url`, or of the cluster at a `redis+cluster://` one (decoded replies by default)."""
     options.setdefault("decode_responses", True)

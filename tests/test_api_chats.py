@@ -171,10 +171,22 @@ async def test_create_same_title_twice_is_409(make_user):
 
 
 @pytest.mark.gen_test
-async def test_create_title_of_a_chat_one_was_added_to_is_409(make_user):
+async def test_a_title_others_chose_does_not_block_ones_own(make_user):
+    """Only chats the caller created count: nobody can squat your titles by adding you."""
     alice, bob = await make_user(), await make_user()
-    await chat_with(bob, alice, title="bob's room")
-    assert_error(await alice.post("/api/chats", {"title": "bob's room"}), 409)
+    theirs = await chat_with(bob, alice, title="Family")
+    mine = await create_chat(alice, "Family")
+    assert sorted(await chat_ids_of(alice)) == sorted([theirs, mine])
+    assert_error(await alice.post("/api/chats", {"title": "Family"}), 409)
+
+
+@pytest.mark.gen_test
+async def test_the_title_check_follows_renames(make_user):
+    alice, bob = await make_user(), await make_user()
+    chat_id = await chat_with(alice, bob, title="before")
+    assert_ok(await bob.put(f"/api/chats/{chat_id}", {"title": "after"}))  # anyone may rename it
+    assert_error(await alice.post("/api/chats", {"title": "after"}), 409)
+    await create_chat(alice, "before")
 
 
 @pytest.mark.gen_test

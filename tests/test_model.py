@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 
 from .model_http import Agent, expect
 from .model_state import Chat, Message, Model, User
-from .redis_clients import sync_client
+from .redis_clients import restart_pubsub_connections, sync_client
 from .processes import RunningServer
 
 # Few users and chats keep the after-every-step check (every user against
@@ -69,9 +69,11 @@ def has_chats(machine) -> bool:
 class ChatMachine(RuleBasedStateMachine):
     def __init__(self, base: str, redis_url: str):
         super().__init__()
-        # Each example starts from an empty database with its own users.
+        # Each example starts from an empty database with its own users (and a
+        # server that has forgotten what it cached: ids start again at 1).
         with sync_client(redis_url) as client:
             client.flushall()
+            restart_pubsub_connections(client)
         self.base = base
         self.model = Model()
         self.agents: dict[int, Agent] = {}

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from storage import keys
+from storage.migrations import SCHEMA_VERSION
 
 from .api_helpers import history, members_of
 from .apiclient import ApiClient
@@ -98,9 +99,9 @@ async def test_upgrading_old_chats_loses_nothing_and_starts_their_logs_at_zero(b
     old_hashes = {chat_id: sync_redis.hgetall(keys.chat_key(chat_id)) for chat_id in (talk, empty)}
 
     assert await storage.upgrade() == 1  # the version the data was in
-    assert sync_redis.get(SCHEMA_KEY) == "3"
+    assert sync_redis.get(SCHEMA_KEY) == str(SCHEMA_VERSION)
     upgraded = snapshot(sync_redis)
-    assert await storage.upgrade() == 3
+    assert await storage.upgrade() == SCHEMA_VERSION
     assert snapshot(sync_redis) == upgraded  # a second run changes nothing
 
     epochs = {}
@@ -156,7 +157,7 @@ async def test_run_py_upgrades_old_data_when_it_starts(make_user, sync_redis, re
     talk, empty, rows, listed = await write_old_data(sync_redis, alice, bob)
     server = RunningServer("--redis-url", redis_url, "--data-dir", str(tmp_path), "--rate-limits", "off")
     try:
-        assert sync_redis.get(SCHEMA_KEY) == "3"
+        assert sync_redis.get(SCHEMA_KEY) == str(SCHEMA_VERSION)
         there = ApiClient(http_client, server.base)
         there.cookies, there.user_id = dict(alice.cookies), alice.user_id
         chats = (await there.get("/api/chats")).json()["chats"]

@@ -6,6 +6,7 @@ real since. (The path from schema 1: test_schema_migration.py.)"""
 import pytest
 
 from storage import keys
+from storage.migrations import SCHEMA_VERSION
 
 from .api_helpers import add_member, chat_with, chats_of, create_chat, history, members_of, send
 from .logclient import log_page
@@ -52,7 +53,7 @@ async def test_upgrading_schema_2_marks_everything_read_and_loses_nothing(make_u
     as_schema_2(sync_redis, [talk, quiet])
 
     assert await storage.upgrade() == 2
-    assert sync_redis.get(SCHEMA_KEY) == "3"
+    assert sync_redis.get(SCHEMA_KEY) == str(SCHEMA_VERSION)
     assert await everything_seen([talk, quiet], alice=alice, bob=bob, carol=carol) == before
     for client in (alice, bob, carol):  # the deleted newest id is the marker: nothing unread
         assert (await badges(client))[talk] == (last, 0)
@@ -80,7 +81,7 @@ async def test_running_the_upgrade_again_changes_nothing(make_user, storage, syn
     assert (await badges(bob))[new] == (1, 1)
     upgraded = snapshot(sync_redis)
 
-    assert await storage.upgrade() == 3  # nothing to do
+    assert await storage.upgrade() == SCHEMA_VERSION  # nothing to do
     assert snapshot(sync_redis) == upgraded
     # A process that read version 2 and upgrades meanwhile (they start together).
     sync_redis.set(SCHEMA_KEY, "2")

@@ -1,0 +1,298 @@
+"""This process's read cache: each user's chat list and each chat's newest
+page of history, answered from memory.
+
+It is kept current by the channels that carry the live events: a chat's
+channel announces every change to the chat (its summary, its messages, its
+members), a user's channel every change to their own list (a chat created,
+joined or left, a read marker moved). Writes made through this process also
+invalidate at once, so a writer, and anyone reading through the same
+process, sees the change on the next read; another process sees it once the
+event has reached it (the pub/sub delay).
+
+Invariants that keep it correct:
+- A fill subscribes, and waits for Redis to confirm, *before* it reads:
+  whatever changes after the read is announced to this process.
+- A fill stores its answer only if nothing invalidated the entry while it
+  read (`version`) and no pub/sub connection was lost meanwhile (`generation`).
+- Losing any pub/sub connection empties every entry: what is published while
+  a connection is down is not replayed to the cache.
+- Membership is checked on every read: a page is served from memory only to
+  a user a read from Redis found to be a member, and a `member_removed`
+  (announced, or written here) takes them off at once.
+
+An invalidated entry keeps its subscriptions, so the next read refills it
+without subscribing again; the memory cap (least recently used first) is what
+releases them.
+"""
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+# Rough per-object costs, so that the cap counts what the strings do not show.
+ENTRY_OVERHEAD_BYTES = 400
+MESSAGE_OVERHEAD_BYTES = 60  # a str object and its list slot
+CHAT_ID_OVERHEAD_BYTES = 100  # a held chat: set slots, reverse-index entry
+# Chat events after which a page of history is still exact.
+PAGE_NEUTRAL_KINDS = frozenset({"chat_renamed", "member_added", "member_removed"})
+# The holder name under which the cache keeps its subscriptions (the hub has its own).
+HOLDER = "read-cache"
+
+
+class _ListEntry:
+    """One user's chat list: the JSON array GET /api/chats answers."""
+
+    __slots__ = ("key", "user_id", "chat_ids", "body", "version", "size")
+
+    def __init__(self, user_id: int):
+        self.key = ("list", user_id)
+        self.user_id = user_id
+        self.chat_ids: set[int] = set()  # chat channels held for it
+        self.body: bytes | None = None
+        self.version = 0
+        self.size = ENTRY_OVERHEAD_BYTES
+
+
+class _PageEntry:
+    """One chat's newest messages (JSON texts, newest first) and the users
+    a read from Redis found to be members."""
+
+    __slots__ = ("key", "chat_id", "readers", "newest", "complete", "version", "size")
+
+    def __init__(self, chat_id: int):
+        self.key = ("page", chat_id)
+        self.chat_id = chat_id
+        self.readers: set[int] = set()
+        self.newest: list[str] | None = None
+        self.complete = False  # `newest` is the whole history
+        self.version = 0
+        self.size = ENTRY_OVERHEAD_BYTES
+
+
+class ReadCache:
+    """Chat lists and newest pages by user and chat, within `max_bytes`
+    (0: off, every read goes to Redis)."""
+
+    def __init__(self, feed, *, max_bytes: int, page_messages: int):
+        self._feed = feed
+        self.max_bytes = max_bytes
+        self.page_messages = page_messages  # a page holds this many; larger limits go to Redis
+        self._entries: OrderedDict[tuple, _ListEntry | _PageEntry] = OrderedDict()  # least recently used first
+        self._listers: dict[int, set[int]] = {}  # chat id -> users whose list entry holds it
+        self._chat_holds: dict[int, int] = {}  # chat id -> entries holding its channel
+        self._generation = 0
+        self.size = 0
+        self.hits = {"chats": 0, "history": 0}
+        self.misses = {"chats": 0, "history": 0}
+        self.evictions = 0
+        if self.enabled:
+            feed.chat_event_listeners.append(self.chat_event)
+            feed.user_event_listeners.append(self.user_event)
+            feed.lost_listeners.append(self.drop_all)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    @property
+    def entry_count(self) -> int:
+        return len(self._entries)
+
+    # Reads.
+
+    async def chat_list(
+        self,
+        user_id: int,
+        read_ids: Callable[[int], Awaitable[list[int]]],
+        read_list: Callable[[int, list[int]], Awaitable[bytes]],
+    ) -> bytes:
+        """The user's chat list: from memory, or `read_list(user_id, read_ids(user_id))`."""
+        entry = self._entries.get(("list", user_id))
+        if entry is not None and entry.body is not None:
+            self._entries.move_to_end(entry.key)
+            self.hits["chats"] += 1
+            return entry.body
+        self.misses["chats"] += 1
+        if not self.enabled:
+            return await read_list(user_id, await read_ids(user_id))
+        entry = entry or self._add(_ListEntry(user_id))
+        version, generation = entry.version, self._generation
+        live = await self._feed.subscribe(user_id, holder=HOLDER)
+        if entry.key not in self._entries:  # evicted while it subscribed
+            self._feed.unsubscribe(user_id, holder=HOLDER)
+        chat_ids = await read_ids(user_id)
+        live = await self._hold_chats(entry, chat_ids) and live
+        body = await read_list(user_id, chat_ids)
+        if live and self._still_valid(entry, version, generation):
+            for chat_id in entry.chat_ids - set(chat_ids):  # chats left since the last fill
+                self._release_chat(chat_id, entry.user_id)
+            entry.chat_ids.intersection_update(chat_ids)
+            self._entries.move_to_end(entry.key)
+            entry.body = body
+            self._resize(entry, ENTRY_OVERHEAD_BYTES + len(body) + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
+        return body
+
+    async def newest_page(
+        self, chat_id: int, user_id: int, limit: int, read_newest: Callable[[int], Awaitable[list[str]]]
+    ) -> list[str]:
+        """The chat's newest `limit` messages, newest first, for a member:
+        from memory, or `read_newest(count)` (which checks membership)."""
+        entry = self._entries.get(("page", chat_id))
+        if (
+            entry is not None
+            and entry.newest is not None
+            and user_id in entry.readers
+            and (limit <= len(entry.newest) or entry.complete)
+        ):
+            self._entries.move_to_end(entry.key)
+            self.hits["history"] += 1
+            return entry.newest[:limit]
+        self.misses["history"] += 1
+        if not self.enabled or limit > self.page_messages:
+            return await read_newest(limit)
+        entry = entry or self._add_page(chat_id)
+        version, generation = entry.version, self._generation
+        live = self._feed.chat_is_live(chat_id)
+        if not live:
+            live = await self._feed.subscribe_chat(chat_id, holder=HOLDER)
+            self._unsubscribe_unheld([chat_id])
+        newest = await read_newest(self.page_messages)
+        if live and self._still_valid(entry, version, generation):
+            self._entries.move_to_end(entry.key)
+            entry.readers.add(user_id)
+            entry.newest, entry.complete = newest, len(newest) < self.page_messages
+            size = sum(len(text) for text in newest) + MESSAGE_OVERHEAD_BYTES * len(newest)
+            self._resize(entry, ENTRY_OVERHEAD_BYTES + size + 8 * len(entry.readers))
+        return newest[:limit]
+
+    # What changes it.
+
+    def chat_changed(self, chat_id: int, *, history: bool, removed: int | None = None) -> None:
+        """A change to the chat: every list holding it is stale; its page too
+        if `history`; `removed` is a user no longer a member."""
+        for user_id in list(self._listers.get(chat_id, ())):
+            self.user_changed(user_id)
+        entry = self._entries.get(("page", chat_id))
+        if entry is None:
+            return
+        entry.version += 1  # a fill under way may have read the old state
+        if removed is not None:
+            entry.readers.discard(removed)
+        if history and entry.newest is not None:
+            entry.newest = None
+            self._resize(entry, ENTRY_OVERHEAD_BYTES + 8 * len(entry.readers))
+
+    def user_changed(self, user_id: int) -> None:
+        """A change to the user's own chat list."""
+        entry = self._entries.get(("list", user_id))
+        if entry is None:
+            return
+        entry.version += 1
+        if entry.body is not None:
+            entry.body = None
+            self._resize(entry, ENTRY_OVERHEAD_BYTES + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
+
+    def chat_event(self, chat_id: int, text: str) -> None:
+        """An event from the chat's channel (feed listener)."""
+        if chat_id not in self._chat_holds:
+            return
+        fields = orjson.loads(text)
+        if fields.get("seq") is None:
+            return  # a typing notice: nothing stored changed
+        kind = fields.get("type")
+        removed = fields.get("user_id") if kind == "member_removed" else None
+        self.chat_changed(chat_id, history=kind not in PAGE_NEUTRAL_KINDS, removed=removed)
+
+    def user_event(self, user_id: int, text: str) -> None:
+        """An event from the user's own channel (feed listener): each one is about their list."""
+        self.user_changed(user_id)
+
+    def drop_all(self) -> None:
+        """A pub/sub connection was lost: nothing cached can be trusted until refilled."""
+        self._generation += 1
+        for entry in self._entries.values():
+            entry.version += 1
+            if isinstance(entry, _ListEntry):
+                entry.body = None
+                size = ENTRY_OVERHEAD_BYTES + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids)
+            else:
+                entry.newest = None
+                entry.readers.clear()
+                size = ENTRY_OVERHEAD_BYTES
+            self.size += size - entry.size
+            entry.size = size
+
+    # Entries and the subscriptions they hold.
+
+    def _still_valid(self, entry, version: int, generation: int) -> bool:
+        return entry.version == version and generation == self._generation and self._entries.get(entry.key) is entry
+
+    def _add(self, entry):
+        self._entries[entry.key] = entry
+        self.size += entry.size
+        self._evict_over_cap()
+        return entry
+
+    def _resize(self, entry, size: int) -> None:
+        self.size += size - entry.size
+        entry.size = size
+        self._evict_over_cap()
+
+    def _evict_over_cap(self) -> None:
+        while self.size > self.max_bytes and len(self._entries) > 1:
+            _, entry = self._entries.popitem(last=False)
+            self.size -= entry.size
+            self.evictions += 1
+            self._release(entry)
+
+    def _release(self, entry) -> None:
+        entry.version += 1
+        if isinstance(entry, _ListEntry):
+            for chat_id in entry.chat_ids:
+                self._release_chat(chat_id, entry.user_id)
+            entry.chat_ids.clear()
+            self._feed.unsubscribe(entry.user_id, holder=HOLDER)
+        else:
+            self._release_chat(entry.chat_id, None)
+
+    async def _hold_chats(self, entry: _ListEntry, chat_ids: list[int]) -> bool:
+        """Holds the channel of each chat in the list; True once all are confirmed."""
+        if self._entries.get(entry.key) is not entry:
+            return False  # evicted meanwhile: it must hold nothing
+        for chat_id in chat_ids:
+            if chat_id not in entry.chat_ids:
+                entry.chat_ids.add(chat_id)
+                self._listers.setdefault(chat_id, set()).add(entry.user_id)
+                self._chat_holds[chat_id] = self._chat_holds.get(chat_id, 0) + 1
+        waiting = [chat_id for chat_id in chat_ids if not self._feed.chat_is_live(chat_id)]
+        confirmed = await asyncio.gather(*(self._feed.subscribe_chat(c, holder=HOLDER) for c in waiting))
+        self._unsubscribe_unheld(waiting)
+        return all(confirmed)
+
+    def _unsubscribe_unheld(self, chat_ids) -> None:
+        """Lets go of channels whose last holder went while they were being subscribed."""
+        for chat_id in chat_ids:
+            if chat_id not in self._chat_holds:
+                self._feed.unsubscribe_chat(chat_id, holder=HOLDER)
+
+    def _add_page(self, chat_id: int) -> _PageEntry:
+        """A new page entry, holding the chat's channel until it is evicted."""
+        self._chat_holds[chat_id] = self._chat_holds.get(chat_id, 0) + 1
+        return self._add(_PageEntry(chat_id))
+
+    def _release_chat(self, chat_id: int, user_id: int | None) -> None:
+        """One holder (a user's list, or the chat's page: None) lets go of the chat's channel."""
+        if user_id is not None:
+            listers = self._listers.get(chat_id)
+            if listers is not None:
+                listers.discard(user_id)
+                if not listers:
+                    del self._listers[chat_id]
+        holds = self._chat_holds.get(chat_id, 0) - 1
+        if holds > 0:
+            self._chat_holds[chat_id] = holds
+            return
+        self._chat_holds.pop(chat_id, None)
+        self._feed.unsubscribe_chat(chat_id, holder=HOLDER)

@@ -1,0 +1,114 @@
+"""The read cache's own promises: it answers repeated reads from memory (and
+says so in /metrics), stays within --read-cache-mb by dropping the least
+recently used entries together with the subscriptions they held, empties
+itself when a pub/sub connection is lost, and can be turned off.
+(Staleness after every kind of write: test_read_cache.py.)"""
+
+import asyncio
+
+import pytest
+
+from server.settings import Settings
+
+from .api_helpers import create_chat, send
+from .test_chat_log import chat_subscribers
+from .test_ops import sample, scrape
+
+BIG_CONTENT = "x" * 3000  # a page of 100 of these is about 300 kB
+
+
+@pytest.fixture
+def settings(request):
+    """The suite's settings, with this test's --read-cache-mb (default: as shipped)."""
+    return Settings(bcrypt_cost=4, rate_limits=False, read_cache_mb=getattr(request, "param", Settings.read_cache_mb))
+
+
+async def read_twice(client, chat_id: int) -> None:
+    for _ in range(2):
+        assert (await client.get("/api/chats")).code == 200
+        assert (await client.get(f"/api/chats/{chat_id}", params={"limit": 20})).code == 200
+
+
+@pytest.mark.gen_test
+async def test_repeated_reads_are_hits_in_the_metrics(make_user):
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    await send(alice, chat_id, "hello")
+    before = await scrape(alice)
+    await read_twice(alice, chat_id)
+    after = await scrape(alice)
+    for kind in ("chats", "history"):
+        hits = sample(after, "chat_read_cache_hits_total", kind=kind) - sample(before, "chat_read_cache_hits_total", kind=kind)
+        misses = sample(after, "chat_read_cache_misses_total", kind=kind) - sample(
+            before, "chat_read_cache_misses_total", kind=kind
+        )
+        assert (hits, misses) == (1, 1), kind
+    assert sample(after, "chat_read_cache_entries") == 2
+    assert 0 < sample(after, "chat_read_cache_bytes") <= sample(after, "chat_read_cache_limit_bytes")
+
+
+@pytest.mark.parametrize("settings", [0], indirect=True)
+@pytest.mark.gen_test
+async def test_with_the_cache_off_every_read_goes_to_redis(make_user, storage):
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    await send(alice, chat_id, "one")
+    await read_twice(alice, chat_id)
+    await send(alice, chat_id, "two")
+    shown = (await alice.get(f"/api/chats/{chat_id}")).json()["messages"]
+    assert [m["content"] for m in shown] == ["one", "two"]
+    cache = storage.read_cache
+    assert cache.hits == {"chats": 0, "history": 0} and cache.misses["history"] == 3
+    assert (cache.entry_count, cache.size) == (0, 0)
+
+
+@pytest.mark.parametrize("settings", [1], indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_the_cap_drops_the_least_recently_used_with_their_subscriptions(storage, sync_redis):
+    alice = await storage.users.register("alice", "alice@example.org", "correct horse")
+    chats = [await storage.chats.create(alice, f"big {n}") for n in range(5)]
+    for chat_id in chats:
+        for _ in range(storage.read_cache.page_messages):
+            await storage.messages.send(alice, chat_id, BIG_CONTENT)
+    for chat_id in chats:  # five pages of ~300 kB under a 1 MB cap: three fit
+        assert len(await storage.messages.history(alice, chat_id, limit=10)) == 10
+    cache = storage.read_cache
+    assert cache.evictions == 2 and cache.entry_count == 3
+    assert cache.size <= cache.max_bytes
+    # The evicted pages' channels are let go (Redis hears of it a moment later).
+    for _ in range(200):
+        if [chat_subscribers(sync_redis, c) for c in chats] == [0, 0, 1, 1, 1]:
+            break
+        await asyncio.sleep(0.01)
+    assert [chat_subscribers(sync_redis, c) for c in chats] == [0, 0, 1, 1, 1]
+    # The oldest is read from Redis again, and pushes out the next least recently used.
+    hits = cache.hits["history"]
+    assert len(await storage.messages.history(alice, chats[0], limit=10)) == 10
+    assert cache.hits["history"] == hits and cache.evictions == 3
+    assert len(await storage.messages.history(alice, chats[4], limit=10)) == 10
+    assert cache.hits["history"] == hits + 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_lost_pubsub_connection_empties_the_cache(storage, sync_redis):
+    alice = await storage.users.register("alice", "alice@example.org", "correct horse")
+    chat_id = await storage.chats.create(alice, "chat")
+    await storage.messages.send(alice, chat_id, "hello")
+    cache = storage.read_cache
+    for _ in range(2):
+        await storage.chats.list_for(alice)
+        await storage.messages.history(alice, chat_id, limit=10)
+    assert cache.hits == {"chats": 1, "history": 1}
+    assert sync_redis.client_kill_filter(_type="pubsub") >= 1
+    while storage.feed.connected:  # the process notices the loss
+        await asyncio.sleep(0.01)
+    misses = dict(cache.misses)
+    assert [c["id"] for c in await storage.chats.list_for(alice)] == [chat_id]
+    assert len(await storage.messages.history(alice, chat_id, limit=10)) == 1
+    assert cache.misses == {kind: count + 1 for kind, count in misses.items()}
+    # Nothing is kept until the subscriptions are confirmed again; then it fills as before.
+    while not storage.feed.connected:
+        await asyncio.sleep(0.01)
+    for _ in range(2):
+        await storage.chats.list_for(alice)
+    assert cache.hits["chats"] >= 2
