@@ -1,14 +1,19 @@
 """Load generators: wrk where installed, else Locust headless. Same load either way:
-a fixed number of connections sending back to back for a fixed time."""
+a fixed number of connections sending back to back for a fixed time, each
+request the next of the target's list."""
 
+import collections
 import dataclasses
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from .traffic import Request
 
 
 @dataclasses.dataclass
@@ -22,11 +27,8 @@ class Result:
 @dataclasses.dataclass
 class Target:
     name: str
-    url: str
-    method: str = "GET"
-    body: str | None = None
-    cookie: str | None = None
-    expect: int = 200
+    base_url: str  # http://host:port
+    requests: list[Request]  # played in order, round and round
 
 
 def pick(name: str) -> str:
@@ -40,30 +42,67 @@ def run(generator: str, target: Target, *, seconds: float, connections: int) -> 
     return runner(target, seconds=seconds, connections=connections)
 
 
+def median_result(results: list[Result]) -> Result:
+    return Result(
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def alternate(generator: str, targets: list[Target], *, rounds: int, seconds: float, connections: int):
+    """Runs each target once per round, in turn, so that noise on the
+    machine falls on all of them; name -> median result."""
+    results = {t.name: [] for t in targets}
+    for _ in range(rounds):
+        for target in targets:
+            results[target.name].append(run(generator, target, seconds=seconds, connections=connections))
+    return {name: median_result(runs) for name, runs in results.items()}
+
+
 # wrk
 
-_WRK_SCRIPT = """
-wrk.method = {method}
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-{cookie}
+# Every request is built once, in init(); request() hands out the next one.
+# The bare handler goes through the same script, so the generator's work
+# per request is the same for every target.
+_WRK_SCRIPT = r"""
+local requests, count, last = {}, 0, 0
+
+function init(args)
+  for line in io.lines(args[1]) do
+    local method, path, cookie, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
+    local headers = {}
+    if cookie ~= "" then headers["Cookie"] = cookie end
+    if body == "" then
+      body = nil
+    else
+      headers["Content-Type"] = "application/x-www-form-urlencoded"
+    end
+    count = count + 1
+    requests[count] = wrk.format(method, path, headers, body)
+  end
+end
+
+function request()
+  last = last % count + 1
+  return requests[last]
+end
 """
 
 
-def _lua(text: str | None) -> str:
-    return "nil" if text is None else json.dumps(text)  # a JSON string is a valid Lua string here
+def _tsv_line(request: Request) -> str:
+    """method, path, cookie, body, tab-separated (none of them holds a tab)."""
+    return "\t".join((request.method, request.path, request.cookie or "", request.body or "")) + "\n"
 
 
 def run_wrk(target: Target, *, seconds: float, connections: int) -> Result:
-    script = _WRK_SCRIPT.format(
-        method=_lua(target.method),
-        body=_lua(target.body),
-        cookie=f'wrk.headers["Cookie"] = {_lua(target.cookie)}' if target.cookie else "",
-    )
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
-        file.write(script)
-        file.flush()
-        command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", file.name, target.url]
+    with tempfile.TemporaryDirectory() as folder:
+        script, requests = Path(folder) / "requests.lua", Path(folder) / "requests.tsv"
+        script.write_text(_WRK_SCRIPT)
+        requests.write_text("".join(_tsv_line(request) for request in target.requests))
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+                   target.base_url, "--", str(requests)]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return _parse_wrk(output)
 
@@ -89,53 +128,71 @@ def _parse_wrk(output: str) -> Result:
 
 # Locust
 
+# The requests are shared by the users of the one Locust process: each
+# request takes the next one, as with wrk.
 _LOCUSTFILE = """
+import itertools
+import json
+import pathlib
+
 from locust import FastHttpUser, constant, task
+
+REQUESTS = itertools.cycle(json.loads(pathlib.Path({requests!r}).read_text()))
+FORM = {{"Content-Type": "application/x-www-form-urlencoded"}}
+
 
 class One(FastHttpUser):
     wait_time = constant(0)
 
     @task
     def hit(self):
-        with self.client.request({method!r}, {path!r}, data={body!r}, headers={headers!r},
+        method, path, cookie, body, expect = next(REQUESTS)
+        headers = {{**FORM, "Cookie": cookie}} if cookie else dict(FORM)
+        with self.client.request(method, path, data=body, headers=headers, name="line",
                                  catch_response=True) as response:
-            if response.status_code != {expect}:
+            if response.status_code != expect:
                 response.failure("status %s" % response.status_code)
 """
 
 
 def run_locust(target: Target, *, seconds: float, connections: int) -> Result:
-    base, path = re.match(r"(https?://[^/]+)(/.*)", target.url).groups()
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    if target.cookie:
-        headers["Cookie"] = target.cookie
     with tempfile.TemporaryDirectory() as folder:
-        locustfile = Path(folder) / "locustfile.py"
-        locustfile.write_text(
-            _LOCUSTFILE.format(method=target.method, path=path, body=target.body, headers=headers, expect=target.expect)
-        )
+        locustfile, requests = Path(folder) / "locustfile.py", Path(folder) / "requests.json"
+        requests.write_text(json.dumps([dataclasses.astuple(request) for request in target.requests]))
+        locustfile.write_text(_LOCUSTFILE.format(requests=str(requests)))
         command = [
-            sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", base,
+            sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", target.base_url,
             "-u", str(connections), "-r", str(connections), "-t", f"{max(1, round(seconds))}s",
             "--json", "--loglevel", "WARNING",
         ]  # fmt: skip
         run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     try:
-        (stats,) = json.loads(run.stdout)
+        entries = json.loads(run.stdout)
     except ValueError:
-        raise RuntimeError(f"locust gave no statistics:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}") from None
-    elapsed = max(stats["last_request_timestamp"] - stats["start_time"], 1e-9)
+        entries = []
+    if not entries:
+        raise RuntimeError(f"locust gave no statistics:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    return _locust_result(entries)
+
+
+def _locust_result(entries: list[dict]) -> Result:
+    """One result from Locust's statistics, which have an entry per request method."""
+    histogram = collections.Counter()
+    for entry in entries:
+        histogram.update({float(ms): count for ms, count in entry["response_times"].items()})
+    started = min(entry["start_time"] for entry in entries)
+    elapsed = max(max(entry["last_request_timestamp"] for entry in entries) - started, 1e-9)
     return Result(
-        stats["num_requests"] / elapsed,
-        _percentile(stats["response_times"], 0.50),
-        _percentile(stats["response_times"], 0.99),
-        stats["num_failures"],
+        sum(entry["num_requests"] for entry in entries) / elapsed,
+        _percentile(histogram, 0.50),
+        _percentile(histogram, 0.99),
+        sum(entry["num_failures"] for entry in entries),
     )
 
 
-def _percentile(histogram: dict[str, int], fraction: float) -> float:
+def _percentile(histogram: dict[float, int], fraction: float) -> float:
     """A percentile of Locust's response-time histogram (milliseconds, rounded by Locust)."""
-    buckets = sorted((float(ms), count) for ms, count in histogram.items())
+    buckets = sorted(histogram.items())
     wanted = fraction * sum(count for _, count in buckets)
     seen = 0
     for ms, count in buckets:

@@ -8,9 +8,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from . import REPO
+
 SETTLE_SECS = 0.2  # between runs (the next run opens its sockets for a while before measuring)
 OPEN_SECS_PER_SOCKET = 0.02  # this machine opens about 250 TCP connections a second; twice that time
 BURST_TIMEOUT_SECS = 60.0

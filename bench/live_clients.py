@@ -3,7 +3,7 @@ their CPU is not counted: `python -m bench.live_clients < config.json`.
 
 Opens one socket to `/api/ws` per cookie and waits for `ready` on each; then
 reads the CPU time of the process under test, sends a burst of `send` frames
-from the first socket, waits until every socket has had every `message` event
+(see `send_burst`), waits until every socket has had every `message` event
 of the chat, reads the CPU time again, and prints the outcome as one JSON line.
 
 config: {"url": "ws://...", "pid": ..., "chat_id": ..., "cookies": [...],
@@ -42,6 +42,7 @@ class Tally:
         self.complete = 0
         self.frame_bytes = 0
         self.errors: list[dict] = []
+        self.replies: asyncio.Queue[dict] = asyncio.Queue()  # acks and errors of sends
         self.done = asyncio.Event()
 
     def seen(self, index: int, raw: str) -> None:
@@ -49,6 +50,8 @@ class Tally:
         event = json.loads(raw)
         if event.get("type") == "error":
             self.errors.append(event)
+        if event.get("type") in ("ack", "error") and event.get("request_id") is not None:
+            self.replies.put_nowait(event)
         if event.get("type") != "message" or event.get("chat_id") != self.chat_id:
             return
         self.frame_bytes += len(raw.encode())
@@ -77,6 +80,17 @@ async def read_all(connection: WebSocketClientConnection, index: int, tally: Tal
         tally.seen(index, raw)
 
 
+async def send_burst(sockets: list[WebSocketClientConnection], tally: Tally, chat_id: int, messages: int) -> None:
+    """The burst's sends, each from the next socket once the one before has
+    its reply: one send in flight, as when one socket sent them all (the
+    server reads a socket's next frame once it has handled the last), while
+    no user passes the burst of their rate limit."""
+    for request_id in range(messages):
+        frame = {"op": "send", "chat_id": chat_id, "content": CONTENT, "request_id": request_id}
+        sockets[request_id % len(sockets)].write_message(json.dumps(frame))
+        await tally.replies.get()
+
+
 async def run(config: dict) -> dict:
     """Opens the sockets, measures one burst; the outcome."""
     gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
@@ -86,11 +100,10 @@ async def run(config: dict) -> dict:
     readers = [asyncio.create_task(read_all(s, index, tally)) for index, s in enumerate(sockets)]
     await asyncio.sleep(SETTLE_SECS)
     cpu_before, started = cpu_seconds(config["pid"]), time.monotonic()
-    for request_id in range(messages):
-        frame = {"op": "send", "chat_id": chat_id, "content": CONTENT, "request_id": request_id}
-        sockets[0].write_message(json.dumps(frame))
     try:
-        await asyncio.wait_for(tally.done.wait(), config["timeout_secs"])
+        async with asyncio.timeout(config["timeout_secs"]):
+            await send_burst(sockets, tally, chat_id, messages)
+            await tally.done.wait()
     except TimeoutError:
         pass  # reported below as missing deliveries
     cpu_after, wall_secs = cpu_seconds(config["pid"]), time.monotonic() - started

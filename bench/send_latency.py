@@ -1,102 +1,36 @@
-"""Send latency by chat size: `POST /api/chats/{id}` on one keep-alive
-connection, one request at a time, the chat sizes alternated in short blocks
-so that noise on the machine falls on all of them."""
+"""Send latency by chat size: `POST /api/chats/{id}` on one connection, one
+request at a time, the chat sizes alternated in short blocks so that noise
+on the machine falls on all of them. Each size's sends go round its
+senders (bench/crowd.py), so that none is rate limited."""
 
-import dataclasses
-import socket
-import statistics
-import time
-import urllib.parse
+import itertools
 
-BODY = b"content=a+benchmark+message+of+ordinary+length"
-WARM_UP_SENDS = 5  # per chat, not counted: the first sends load scripts and fill caches
-BLOCK = 20  # sends to one chat before the next chat's turn
-TIMEOUT_SECS = 10.0
+from . import sequential
+from .traffic import SEND_BODY, Request
+
+BLOCK = 20  # sends to one chat size before the next size's turn
 
 
-@dataclasses.dataclass
-class Latency:
-    p50_ms: float
-    p99_ms: float
-    sends: int
-    errors: int  # answers other than 201
+def _sends(senders: list[tuple[int, str]]):
+    """Endless sends, each from the next sender to their chat."""
+    return itertools.cycle([Request("POST", f"/api/chats/{chat}", cookie, SEND_BODY, expect=201)
+                            for chat, cookie in senders])  # fmt: skip
 
 
-class Connection:
-    """One HTTP/1.1 keep-alive connection that sends prepared requests and
-    reads the answers with as little client work as it can, so that the
-    time measured is the server's."""
-
-    def __init__(self, url: str):
-        parts = urllib.parse.urlsplit(url)
-        self.host = f"{parts.hostname}:{parts.port}"
-        self._sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT_SECS)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buffer = b""
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def exchange(self, request: bytes) -> int:
-        """Sends one request and reads its whole answer; the answer's status."""
-        self._sock.sendall(request)
-        while b"\r\n\r\n" not in self._buffer:
-            self._receive()
-        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(self._buffer) < length:
-            self._receive()
-        self._buffer = self._buffer[length:]
-        return int(head.split(b" ", 2)[1])
-
-    def _receive(self) -> None:
-        """Adds what the server sent next to the buffer."""
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        self._buffer += chunk
-
-
-def send_request(host: str, chat_id: int, cookie: str) -> bytes:
-    """The bytes of one send to a chat."""
-    return (
-        f"POST /api/chats/{chat_id} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n"
-        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(BODY)}\r\n\r\n"
-    ).encode() + BODY
-
-
-def measure(url: str, cookie: str, chats_by_size: dict[int, int], *, sends: int) -> dict[int, Latency]:
-    """`sends` timed sends to each chat; chat size -> its latency."""
-    connection = Connection(url)
-    requests = {size: send_request(connection.host, chat, cookie) for size, chat in chats_by_size.items()}
-    times: dict[int, list[float]] = {size: [] for size in requests}
-    errors = dict.fromkeys(requests, 0)
+def measure(
+    url: str, senders_by_size: dict[int, list[tuple[int, str]]], *, sends: int
+) -> dict[int, sequential.Latency]:
+    """`sends` timed sends at each chat size; chat size -> its latency."""
+    connection = sequential.Connection(url)
+    requests = {size: _sends(senders) for size, senders in senders_by_size.items()}
+    timings = {size: sequential.Timings() for size in requests}
     try:
-        for request in requests.values():
-            for _ in range(WARM_UP_SENDS):
-                connection.exchange(request)
+        # Each sender once, untimed: no send is timed as the first to its chat or from its user.
+        for size, size_requests in requests.items():
+            sequential.warm_up(connection, size_requests, len(senders_by_size[size]))
         for start in range(0, sends, BLOCK):
-            for size, request in requests.items():
-                for _ in range(min(BLOCK, sends - start)):
-                    started = time.perf_counter()
-                    status = connection.exchange(request)
-                    elapsed_ms = (time.perf_counter() - started) * 1000
-                    if status == 201:
-                        times[size].append(elapsed_ms)
-                    else:
-                        errors[size] += 1
+            for size, size_requests in requests.items():
+                timings[size].take(connection, size_requests, min(BLOCK, sends - start))
     finally:
         connection.close()
-    return {size: _latency(times[size], errors[size]) for size in requests}
-
-
-def _latency(times_ms: list[float], errors: int) -> Latency:
-    """p50 and p99 of the timed sends (NaN when there are too few to tell)."""
-    if len(times_ms) < 2:
-        return Latency(float("nan"), float("nan"), len(times_ms), errors)
-    p99 = statistics.quantiles(times_ms, n=100, method="inclusive")[98]
-    return Latency(statistics.median(times_ms), p99, len(times_ms), errors)
+    return {size: size_timings.latency() for size, size_timings in timings.items()}

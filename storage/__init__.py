@@ -96,5 +96,6 @@ class Storage:
         self.feed.start()
 
     async def stop(self) -> None:
+        self.read_cache.stop()
         await self.feed.stop()
         self.passwords.close()

@@ -62,7 +62,7 @@ class ChatStore:
         async def create(chat_id: int) -> bool:
             # Indexes first (see above); the title check reads each chat's own hash.
             await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
-            await self._redis.sadd(keys.user_created_chats_key(user_id), chat_id)
+            await self._redis.hset(keys.user_created_chats_key(user_id), chat_id, title)
             created_at = utc_now_iso()
             epoch = new_epoch()
             summary = new_chat_summary(chat_id, title, user_id, created_at, epoch)
@@ -142,6 +142,9 @@ class ChatStore:
         return marker, unread
 
     async def rename(self, user_id: int, chat_id: int, title: str) -> None:
+        creator_id = await self._redis.hget(keys.chat_key(chat_id), "creator_id")
+        if creator_id is not None:  # its index first: it must never lack the chat's real title
+            await self._scripts.run("note_title", [keys.user_created_chats_key(creator_id)], [chat_id, title])
         try:
             await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event_body(title=title))
         finally:
@@ -223,7 +226,7 @@ class ChatStore:
         entry itself after its script, and one that landed before is seen here.
         A chat left no longer counts as created by them (its title is free).
         """
-        await self._redis.srem(keys.user_created_chats_key(user_id), chat_id)
+        await self._redis.hdel(keys.user_created_chats_key(user_id), chat_id)
         await self._redis.srem(keys.user_chats_key(user_id), chat_id)
         if await self._redis.zscore(keys.chat_members_key(chat_id), user_id) is not None:
             await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
@@ -238,7 +241,8 @@ class ChatStore:
     async def _has_created(self, user_id: int, title: str) -> bool:
         """Whether a chat the user created, and is still in, has this title
         (chats others added them to do not count: nobody can squat their titles)."""
-        chat_ids = await self._redis.smembers(keys.user_created_chats_key(user_id))
+        created = await self._redis.hgetall(keys.user_created_chats_key(user_id))
+        chat_ids = [chat_id for chat_id, titles in created.items() if title in titles.split("\n")]
         if not chat_ids:
             return False
         groups = by_slot(self._redis, chat_ids, keys.chat_key)

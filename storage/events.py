@@ -145,6 +145,10 @@ class EventFeed:
         if home is not None:
             home.unsubscribe(channel)
 
+    def user_is_live(self, user_id: int) -> bool:
+        """Whether the user's channel is confirmed on the live classic connection."""
+        return keys.user_events_channel(user_id) in self._main.confirmed
+
     def chat_is_live(self, chat_id: int) -> bool:
         """Whether the chat's subscription is confirmed on a live connection."""
         channel = keys.chat_events_channel(chat_id)

@@ -23,8 +23,10 @@ def user_chats_key(user_id: int) -> str:
 
 
 def user_created_chats_key(user_id: int) -> str:
-    """Set of chat ids the user created (and has not left since): where a new
-    chat's title must not repeat. An index like user_chats_key, never the authority."""
+    """Hash: chat id -> its titles (newline-separated: the current one, and maybe a
+    few it had), for each chat the user created and has not left since: where
+    a new chat's title must not repeat. An index like user_chats_key, never
+    the authority (the title check confirms each candidate against the chat)."""
     return f"user:{{{user_id}}}:created"
 
 

@@ -2,7 +2,8 @@
 
 `schema:version` holds the version the data is in (absent: 1, the layout
 before chat logs; 2: member keys held "1"; 3: they hold read markers; 4:
-each user's `created` index of the chats they created). Every server
+each user's `created` index of the chats they created, and `creator_id` in
+each chat). Every server
 process runs `upgrade` at start; each step
 is idempotent, so processes starting together, or a step cut short and run
 again, leave the data as one run would. The version is written once a step
@@ -63,16 +64,21 @@ async def _markers(redis_client, scripts) -> int:
 
 
 async def _created_indexes(redis_client, scripts) -> int:
-    """3 -> 4: each chat goes into its owner's `created` index (the title check
-    of a new chat reads only those). Who created a chat was not recorded: its
-    owner stands in (the creator, unless they left, and then it no longer
-    counts for them anyway). Adding twice changes nothing."""
+    """3 -> 4: each chat gets `creator_id` and goes, with its title, into its
+    creator's `created` index (the title check of a new chat reads only
+    that). Who created a chat was not recorded: its owner stands in (the
+    creator, unless they left, and then it no longer counts for them anyway).
+    Running it twice changes nothing."""
     upgraded = 0
     async for key in _scan(redis_client, keys.chat_key("*")):
         chat_id = keys.id_of_channel(key)
-        owner_id = await redis_client.hget(keys.chat_key(chat_id), "owner_id")
-        if owner_id is not None and await redis_client.zscore(keys.chat_members_key(chat_id), owner_id) is not None:
-            upgraded += await redis_client.sadd(keys.user_created_chats_key(owner_id), chat_id)
+        owner_id, title = await redis_client.hmget(keys.chat_key(chat_id), "owner_id", "title")
+        if owner_id is None:
+            continue
+        await redis_client.hsetnx(keys.chat_key(chat_id), "creator_id", owner_id)
+        creator_id = await redis_client.hget(keys.chat_key(chat_id), "creator_id")
+        if await redis_client.zscore(keys.chat_members_key(chat_id), creator_id) is not None:
+            upgraded += await redis_client.hsetnx(keys.user_created_chats_key(creator_id), chat_id, title)
     return upgraded
 
 

@@ -83,6 +83,8 @@ class ReadCache:
         self._listers: dict[int, set[int]] = {}  # chat id -> users whose list entry holds it
         self._chat_holds: dict[int, int] = {}  # chat id -> entries holding its channel
         self._generation = 0
+        # Subscriptions under way, by ("user" | "chat", id): one each, kept from the garbage collector.
+        self._subscribing: dict[tuple[str, int], asyncio.Task] = {}
         self.size = 0
         self.hits = {"chats": 0, "history": 0}
         self.misses = {"chats": 0, "history": 0}
@@ -91,6 +93,11 @@ class ReadCache:
             feed.chat_event_listeners.append(self.chat_event)
             feed.user_event_listeners.append(self.user_event)
             feed.lost_listeners.append(self.drop_all)
+
+    def stop(self) -> None:
+        """Cancels the subscriptions under way (the process is stopping)."""
+        for task in list(self._subscribing.values()):
+            task.cancel()
 
     @property
     def enabled(self) -> bool:
@@ -119,11 +126,9 @@ class ReadCache:
             return await read_list(user_id, await read_ids(user_id))
         entry = entry or self._add(_ListEntry(user_id))
         version, generation = entry.version, self._generation
-        live = await self._feed.subscribe(user_id, holder=HOLDER)
-        if entry.key not in self._entries:  # evicted while it subscribed
-            self._feed.unsubscribe(user_id, holder=HOLDER)
+        live = self._feed.user_is_live(user_id) or self._subscribe(user_id=user_id)
         chat_ids = await read_ids(user_id)
-        live = await self._hold_chats(entry, chat_ids) and live
+        live = self._hold_chats(entry, chat_ids) and live
         body = await read_list(user_id, chat_ids)
         if live and self._still_valid(entry, version, generation):
             for chat_id in entry.chat_ids - set(chat_ids):  # chats left since the last fill
@@ -154,10 +159,7 @@ class ReadCache:
             return await read_newest(limit)
         entry = entry or self._add_page(chat_id)
         version, generation = entry.version, self._generation
-        live = self._feed.chat_is_live(chat_id)
-        if not live:
-            live = await self._feed.subscribe_chat(chat_id, holder=HOLDER)
-            self._unsubscribe_unheld([chat_id])
+        live = self._feed.chat_is_live(chat_id) or self._subscribe(chat_id=chat_id)
         newest = await read_newest(self.page_messages)
         if live and self._still_valid(entry, version, generation):
             self._entries.move_to_end(entry.key)
@@ -257,8 +259,8 @@ class ReadCache:
         else:
             self._release_chat(entry.chat_id, None)
 
-    async def _hold_chats(self, entry: _ListEntry, chat_ids: list[int]) -> bool:
-        """Holds the channel of each chat in the list; True once all are confirmed."""
+    def _hold_chats(self, entry: _ListEntry, chat_ids: list[int]) -> bool:
+        """Holds the channel of each chat in the list; True if all are live already."""
         if self._entries.get(entry.key) is not entry:
             return False  # evicted meanwhile: it must hold nothing
         for chat_id in chat_ids:
@@ -266,16 +268,35 @@ class ReadCache:
                 entry.chat_ids.add(chat_id)
                 self._listers.setdefault(chat_id, set()).add(entry.user_id)
                 self._chat_holds[chat_id] = self._chat_holds.get(chat_id, 0) + 1
-        waiting = [chat_id for chat_id in chat_ids if not self._feed.chat_is_live(chat_id)]
-        confirmed = await asyncio.gather(*(self._feed.subscribe_chat(c, holder=HOLDER) for c in waiting))
-        self._unsubscribe_unheld(waiting)
-        return all(confirmed)
-
-    def _unsubscribe_unheld(self, chat_ids) -> None:
-        """Lets go of channels whose last holder went while they were being subscribed."""
+        live = True
         for chat_id in chat_ids:
-            if chat_id not in self._chat_holds:
-                self._feed.unsubscribe_chat(chat_id, holder=HOLDER)
+            if not self._feed.chat_is_live(chat_id):
+                live = self._subscribe(chat_id=chat_id)
+        return live
+
+    def _subscribe(self, *, user_id: int | None = None, chat_id: int | None = None) -> bool:
+        """Starts subscribing to a user's or chat's channel, without waiting:
+        a read never waits for pub/sub (a connection being restored would make
+        it wait for that); it is answered from Redis and not kept, and a later
+        read fills the entry once the subscription is confirmed. False."""
+        channel = ("user", user_id) if user_id is not None else ("chat", chat_id)
+        if channel in self._subscribing:
+            return False
+        if user_id is not None:
+            subscribing = self._feed.subscribe(user_id, holder=HOLDER)
+        else:
+            subscribing = self._feed.subscribe_chat(chat_id, holder=HOLDER)
+        self._subscribing[channel] = task = asyncio.ensure_future(subscribing)
+        task.add_done_callback(lambda _: self._subscribed(channel, user_id, chat_id))
+        return False
+
+    def _subscribed(self, channel: tuple, user_id: int | None, chat_id: int | None) -> None:
+        """Lets go of a channel whose last holder went while it was being subscribed."""
+        del self._subscribing[channel]
+        if user_id is not None and ("list", user_id) not in self._entries:
+            self._feed.unsubscribe(user_id, holder=HOLDER)
+        if chat_id is not None and chat_id not in self._chat_holds:
+            self._feed.unsubscribe_chat(chat_id, holder=HOLDER)
 
     def _add_page(self, chat_id: int) -> _PageEntry:
         """A new page entry, holding the chat's channel until it is evicted."""

@@ -35,6 +35,7 @@ _SCRIPTS = {
     "upgrade_markers": ("upgrade_markers",),
     "list_chats": ("list_chats",),
     "has_title": ("has_title",),
+    "note_title": ("note_title",),
     "end_sessions": ("end_sessions",),
     "claim_name": ("claim_name",),
     "release_name": ("release_name",),

@@ -9,7 +9,7 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'id', ARGV[5], 'title', ARGV[2], 'owner_id', ARGV[1],
+redis.call('HSET', KEYS[1], 'id', ARGV[5], 'title', ARGV[2], 'owner_id', ARGV[1], 'creator_id', ARGV[1],
   'created_at', ARGV[3], 'last_message_id', 0, 'join_seq', 1, 'log_seq', 0, 'log_epoch', ARGV[6], 'read_markers', 1)
 redis.call('DEL', KEYS[5], KEYS[6])  -- a log left by a chat of this id that a failover lost
 redis.call('ZADD', KEYS[2], 1, ARGV[1])
