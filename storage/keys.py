@@ -51,7 +51,7 @@ def name_key(folded_name: str) -> str:
 
 
 def chat_key(chat_id: int) -> str:
-    """Hash: id, title, owner_id, created_at, last_message_id, last_message_time, join_seq,
+    """Hash: id, title, owner_id, creator_id, created_at, last_message_id, last_message_time, join_seq,
     log_seq (the last event number handed out), log_epoch."""
     return f"chat:{{{chat_id}}}"
 
