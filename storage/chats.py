@@ -19,6 +19,7 @@ from . import deadline, keys
 from .cluster import by_slot, fresh_id, mget, run_per_group
 from .errors import Conflict, Forbidden, NotFound
 from .events import encode_event, event_body, publish
+from .read_cache import activity_order
 from .records import new_chat_summary, new_epoch, utc_now_iso
 from .users import is_live
 
@@ -85,9 +86,9 @@ class ChatStore:
         count, most recent activity first."""
         return orjson.loads(await self.list_json(user_id))
 
-    async def _read_list(self, user_id: int, chat_ids: list[int]) -> bytes:
+    async def _read_list(self, user_id: int, chat_ids: list[int]) -> list[dict]:
         if not chat_ids:
-            return b"[]"
+            return []
         # One script (on a cluster, one per slot, pipelined): each chat's
         # summary, the user's read marker and unread count; a chat without
         # the user's member key (a stale index entry) is left out.
@@ -106,8 +107,8 @@ class ChatStore:
             chat = _in_order(orjson.loads(summary))
             chat["last_read_id"], chat["unread_count"] = int(marker), unread
             chats.append(chat)
-        chats.sort(key=lambda c: (c["last_message_time"] or c["created_at"], c["id"]), reverse=True)
-        return orjson.dumps(chats)
+        chats.sort(key=activity_order, reverse=True)
+        return chats
 
     async def ids_of(self, user_id: int) -> list[int]:
         """The chats in the user's index (a superset of those they are in)."""

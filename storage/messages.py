@@ -40,11 +40,17 @@ class MessageStore:
             args += [_digest(content), self._idempotency_ttl_secs]
         # The sender's member key (KEYS[5]): sending moves their read marker.
         try:
-            message_id, replayed = await self._scripts.run_chat(
+            message_id, replayed, *new = await self._scripts.run_chat(
                 "send_message", chat_id, *args, member_id=user_id, extra_key=record
             )
-        finally:
+        except BaseException:
+            self._cache.user_changed(user_id)  # it may have been stored all the same
             self._cache.chat_changed(chat_id, history=True)
+            raise
+        if new:
+            seq, time = new
+            message = {"id": message_id, "sender_id": user_id, "time": time, "content": content}
+            self._cache.message_sent(chat_id, seq, message)
         return Sent(message_id, bool(replayed))
 
     async def history(

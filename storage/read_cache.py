@@ -41,15 +41,22 @@ PAGE_NEUTRAL_KINDS = frozenset({"chat_renamed", "member_added", "member_removed"
 HOLDER = "read-cache"
 
 
-class _ListEntry:
-    """One user's chat list: the JSON array GET /api/chats answers."""
+def activity_order(chat: dict) -> tuple:
+    """The chat list's order, most recent activity first (sort descending)."""
+    return chat["last_message_time"] or chat["created_at"], chat["id"]
 
-    __slots__ = ("key", "user_id", "chat_ids", "body", "version", "size")
+
+class _ListEntry:
+    """One user's chat list: each chat's summary as GET /api/chats shows it,
+    and the JSON array it answers (encoded again after a change)."""
+
+    __slots__ = ("key", "user_id", "chat_ids", "chats", "body", "version", "size")
 
     def __init__(self, user_id: int):
         self.key = ("list", user_id)
         self.user_id = user_id
         self.chat_ids: set[int] = set()  # chat channels held for it
+        self.chats: dict[int, dict] | None = None  # chat id -> summary; None: not cached
         self.body: bytes | None = None
         self.version = 0
         self.size = ENTRY_OVERHEAD_BYTES
@@ -113,30 +120,35 @@ class ReadCache:
         self,
         user_id: int,
         read_ids: Callable[[int], Awaitable[list[int]]],
-        read_list: Callable[[int, list[int]], Awaitable[bytes]],
+        read_list: Callable[[int, list[int]], Awaitable[list[dict]]],
     ) -> bytes:
-        """The user's chat list: from memory, or `read_list(user_id, read_ids(user_id))`."""
+        """The user's chat list as JSON: from memory, or `read_list(user_id, read_ids(user_id))`."""
         entry = self._entries.get(("list", user_id))
-        if entry is not None and entry.body is not None:
+        if entry is not None and entry.chats is not None:
             self._entries.move_to_end(entry.key)
             self.hits["chats"] += 1
+            if entry.body is None:  # a message changed it in place
+                entry.body = orjson.dumps(sorted(entry.chats.values(), key=activity_order, reverse=True))
+                self._resize(entry, ENTRY_OVERHEAD_BYTES + 2 * len(entry.body) + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
             return entry.body
         self.misses["chats"] += 1
         if not self.enabled:
-            return await read_list(user_id, await read_ids(user_id))
+            return orjson.dumps(await read_list(user_id, await read_ids(user_id)))
         entry = entry or self._add(_ListEntry(user_id))
         version, generation = entry.version, self._generation
         live = self._feed.user_is_live(user_id) or self._subscribe(user_id=user_id)
         chat_ids = await read_ids(user_id)
         live = self._hold_chats(entry, chat_ids) and live
-        body = await read_list(user_id, chat_ids)
+        chats = await read_list(user_id, chat_ids)
+        body = orjson.dumps(chats)
         if live and self._still_valid(entry, version, generation):
             for chat_id in entry.chat_ids - set(chat_ids):  # chats left since the last fill
                 self._release_chat(chat_id, entry.user_id)
             entry.chat_ids.intersection_update(chat_ids)
             self._entries.move_to_end(entry.key)
-            entry.body = body
-            self._resize(entry, ENTRY_OVERHEAD_BYTES + len(body) + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
+            entry.chats, entry.body = {chat["id"]: chat for chat in chats}, body
+            # The summaries as objects and as JSON: about twice the JSON.
+            self._resize(entry, ENTRY_OVERHEAD_BYTES + 2 * len(body) + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
         return body
 
     async def newest_page(
@@ -182,9 +194,19 @@ class ReadCache:
         entry.version += 1  # a fill under way may have read the old state
         if removed is not None:
             entry.readers.discard(removed)
-        if history and entry.newest is not None:
+        if history:
+            self._drop_page(entry)
+
+    def _drop_page(self, entry: _PageEntry) -> None:
+        entry.version += 1
+        if entry.newest is not None:
             entry.newest = None
             self._resize(entry, ENTRY_OVERHEAD_BYTES + 8 * len(entry.readers))
+
+    def message_sent(self, chat_id: int, seq: int, message: dict) -> None:
+        """A message sent through this process, before its event arrives: read
+        at once by anyone reading through this process."""
+        self.message_arrived(chat_id, seq, message)
 
     def user_changed(self, user_id: int) -> None:
         """A change to the user's own chat list."""
@@ -192,9 +214,36 @@ class ReadCache:
         if entry is None:
             return
         entry.version += 1
-        if entry.body is not None:
-            entry.body = None
+        if entry.chats is not None:
+            entry.chats = entry.body = None
             self._resize(entry, ENTRY_OVERHEAD_BYTES + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
+
+    def message_arrived(self, chat_id: int, seq: int, message: dict) -> None:
+        """A new message (its event, or its send through this process, whichever
+        comes first): the chat's page is stale, and each list holding the chat
+        takes it in place (summary, order, unread count) if the chat's summary
+        there is the event just before it; any other list is stale."""
+        page = self._entries.get(("page", chat_id))
+        if page is not None:
+            self._drop_page(page)
+        for user_id in list(self._listers.get(chat_id, ())):
+            entry = self._entries[("list", user_id)]
+            chat = entry.chats.get(chat_id) if entry.chats is not None else None
+            if chat is not None and chat["seq"] >= seq:
+                continue  # had it already (the send, then its event)
+            if chat is None or chat["seq"] + 1 != seq:
+                self.user_changed(user_id)  # not cached, or an event it never saw
+                continue
+            entry.version += 1  # a fill under way may have read the old state
+            chat.update(
+                seq=seq, last_message=message["content"], last_message_id=message["id"],
+                last_message_time=message["time"], sender_id=message["sender_id"], last_message_edited_at=None,
+            )  # fmt: skip
+            if message["sender_id"] == user_id:  # sending moves the sender's read marker
+                chat["last_read_id"], chat["unread_count"] = message["id"], 0
+            else:
+                chat["unread_count"] += 1
+            entry.body = None
 
     def chat_event(self, chat_id: int, text: str) -> None:
         """An event from the chat's channel (feed listener)."""
@@ -204,6 +253,9 @@ class ReadCache:
         if fields.get("seq") is None:
             return  # a typing notice: nothing stored changed
         kind = fields.get("type")
+        if kind == "message":
+            self.message_arrived(chat_id, fields["seq"], fields["message"])
+            return
         removed = fields.get("user_id") if kind == "member_removed" else None
         self.chat_changed(chat_id, history=kind not in PAGE_NEUTRAL_KINDS, removed=removed)
 
@@ -217,7 +269,7 @@ class ReadCache:
         for entry in self._entries.values():
             entry.version += 1
             if isinstance(entry, _ListEntry):
-                entry.body = None
+                entry.chats = entry.body = None
                 size = ENTRY_OVERHEAD_BYTES + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids)
             else:
                 entry.newest = None

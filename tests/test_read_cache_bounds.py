@@ -6,8 +6,10 @@ itself when a pub/sub connection is lost, and can be turned off.
 
 import asyncio
 
+import orjson
 import pytest
 
+from server.app import make_storage
 from server.settings import Settings
 
 from .api_helpers import create_chat, send
@@ -131,3 +133,43 @@ async def test_a_lost_pubsub_connection_empties_the_cache(storage, sync_redis):
     assert cache.misses == {kind: count + 1 for kind, count in misses.items()}
     # Once the subscriptions are confirmed again it fills as before.
     await until_cached(cache, "chats", lambda: storage.chats.list_for(alice))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_lists_that_take_messages_in_place_equal_a_fresh_read(storage, redis_client, settings):
+    """Messages sent here (taken at once) and through another process (taken
+    from their events) leave every cached list exactly as Redis would answer it."""
+    other = make_storage(redis_client, settings)  # a second process's storage, on the same Redis
+    await other.prepare()
+    other.start()
+    try:
+        users = [await storage.users.register(f"user{n}", f"user{n}@example.org", "correct horse") for n in range(3)]
+        chats = []
+        for n in range(3):
+            chat_id = await storage.chats.create(users[n], f"chat {n}")
+            for member in users:
+                if member != users[n]:
+                    await storage.chats.add_member(users[n], chat_id, member)
+            chats.append(chat_id)
+        cache = storage.read_cache
+        for user_id in users:
+            await until_cached(cache, "chats", lambda: storage.chats.list_for(user_id))
+        for n in range(12):
+            through, chat_id = (storage if n % 2 else other), chats[n * 7 % 3]
+            sent = await through.messages.send(users[n % 3], chat_id, f"message {n}")
+            if n == 5:
+                await storage.chats.mark_read(users[0], chats[1], 1)  # a read marker in between
+            for user_id in users:  # at once, or within the pub/sub delay (the other process's)
+                for _ in range(250):
+                    hits = cache.hits["chats"]
+                    listed = {c["id"]: c for c in await storage.chats.list_for(user_id)}
+                    # Only users[0]'s read marker moved: the others' lists are never read again.
+                    assert cache.hits["chats"] == hits + 1 or user_id == users[0], (n, user_id)
+                    if listed[chat_id]["last_message_id"] == sent.message_id:
+                        break
+                    await asyncio.sleep(0.02)
+        for user_id in users:
+            fresh = orjson.dumps(await storage.chats._read_list(user_id, await storage.chats.ids_of(user_id)))
+            assert await storage.chats.list_json(user_id) == fresh, user_id
+    finally:
+        await other.stop()

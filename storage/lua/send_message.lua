@@ -9,7 +9,8 @@
 -- Sending moves the sender's read marker to the new message: the id is the
 -- chat's newest, so the marker only moves forward, and the sender's own
 -- messages are never unread for them.
--- Answers {'ok', id, replayed (0 or 1)}.
+-- Answers {'ok', id, replayed (0 or 1)}, and for a new message its event's
+-- seq and its time (the process's read cache takes the message at once).
 if KEYS[6] then
   local first = redis.call('GET', KEYS[6])
   if first then
@@ -33,6 +34,6 @@ redis.call('SET', KEYS[5], id)
 if KEYS[6] then
   redis.call('SET', KEYS[6], id .. ':' .. ARGV[5], 'EX', ARGV[6])
 end
-emit('message', '"message":' .. message, id)
+local _, seq = emit('message', '"message":' .. message, id)
 write_summary()
-return {'ok', id, 0}
+return {'ok', id, 0, seq, time}
