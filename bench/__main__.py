@@ -60,6 +60,8 @@ def parse_args() -> argparse.Namespace:
                         help="timed requests of each line about a user in very many chats")  # fmt: skip
     parser.add_argument("--sockets", type=int, default=500, help="open sockets for live delivery")
     parser.add_argument("--burst", type=int, default=200, help="messages per live-delivery burst")
+    parser.add_argument("--appendfsync", choices=("always", "everysec", "no"),
+                        help="override redis.conf's durability, to see what it costs (default: as shipped)")
     args = parser.parse_args()
     args.send_chat_sizes = SMOKE_SEND_CHAT_SIZES if args.smoke else SEND_CHAT_SIZES
     args.memory_samples = 2_000 if args.smoke else 100_000
@@ -107,7 +109,8 @@ def main() -> None:
     args = parse_args()
     generator = drivers.pick(args.generator)
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as data_dir:
-        redis = EmbeddedRedis(data_dir)  # redis.conf as shipped, its durability included
+        # redis.conf as shipped, its durability included, unless asked otherwise.
+        redis = EmbeddedRedis(data_dir, *(["--appendfsync", args.appendfsync] if args.appendfsync else []))
         redis_url = redis.start()
         processes = []
         try:

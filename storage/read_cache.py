@@ -260,8 +260,17 @@ class ReadCache:
         self.chat_changed(chat_id, history=kind not in PAGE_NEUTRAL_KINDS, removed=removed)
 
     def user_event(self, user_id: int, text: str) -> None:
-        """An event from the user's own channel (feed listener): each one is about their list."""
+        """An event from the user's own channel (feed listener): each one is
+        about their list; their own removal also takes them off the chat's
+        page at once (on a cluster this copy may come before the chat's own
+        event, and the socket is told on the first to arrive)."""
         self.user_changed(user_id)
+        if '"member_removed"' in text:
+            fields = orjson.loads(text)
+            page = self._entries.get(("page", fields.get("chat_id")))
+            if fields.get("type") == "member_removed" and page is not None:
+                page.version += 1
+                page.readers.discard(user_id)
 
     def drop_all(self) -> None:
         """A pub/sub connection was lost: nothing cached can be trusted until refilled."""
