@@ -35,6 +35,7 @@ import orjson
 ENTRY_OVERHEAD_BYTES = 400
 MESSAGE_OVERHEAD_BYTES = 60  # a str object and its list slot
 CHAT_ID_OVERHEAD_BYTES = 100  # a held chat: set slots, reverse-index entry
+SUMMARY_OBJECT_BYTES = 1500  # a chat summary kept as a dict of 13 fields (measured: 38.5 kB per list of 20)
 # Chat events after which a page of history is still exact.
 PAGE_NEUTRAL_KINDS = frozenset({"chat_renamed", "member_added", "member_removed"})
 # The holder name under which the cache keeps its subscriptions (the hub has its own).
@@ -60,6 +61,14 @@ class _ListEntry:
         self.body: bytes | None = None
         self.version = 0
         self.size = ENTRY_OVERHEAD_BYTES
+
+
+def _list_size(entry: _ListEntry) -> int:
+    """What a list entry counts against the cap: its JSON, its summaries as objects, its holds."""
+    return (
+        ENTRY_OVERHEAD_BYTES + len(entry.body or b"") + SUMMARY_OBJECT_BYTES * len(entry.chats or ())
+        + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids)
+    )  # fmt: skip
 
 
 class _PageEntry:
@@ -129,7 +138,7 @@ class ReadCache:
             self.hits["chats"] += 1
             if entry.body is None:  # a message changed it in place
                 entry.body = orjson.dumps(sorted(entry.chats.values(), key=activity_order, reverse=True))
-                self._resize(entry, ENTRY_OVERHEAD_BYTES + 2 * len(entry.body) + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
+                self._resize(entry, _list_size(entry))
             return entry.body
         self.misses["chats"] += 1
         if not self.enabled:
@@ -147,8 +156,7 @@ class ReadCache:
             entry.chat_ids.intersection_update(chat_ids)
             self._entries.move_to_end(entry.key)
             entry.chats, entry.body = {chat["id"]: chat for chat in chats}, body
-            # The summaries as objects and as JSON: about twice the JSON.
-            self._resize(entry, ENTRY_OVERHEAD_BYTES + 2 * len(body) + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
+            self._resize(entry, _list_size(entry))
         return body
 
     async def newest_page(
