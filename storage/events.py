@@ -145,9 +145,23 @@ class EventFeed:
         if home is not None:
             home.unsubscribe(channel)
 
-    def user_is_live(self, user_id: int) -> bool:
-        """Whether the user's channel is confirmed on the live classic connection."""
-        return keys.user_events_channel(user_id) in self._main.confirmed
+    def keep_user_if_live(self, user_id: int, holder: str) -> bool:
+        """If the user's channel is live, `holder` holds it too (at once) and True;
+        else False (subscribe to wait for it)."""
+        channel = keys.user_events_channel(user_id)
+        return self._keep_if_live(channel, self._main, holder)
+
+    def keep_chat_if_live(self, chat_id: int, holder: str) -> bool:
+        """If the chat's channel is live, `holder` holds it too (at once) and True;
+        else False (subscribe_chat to wait for it)."""
+        channel = keys.chat_events_channel(chat_id)
+        return self._keep_if_live(channel, self._homes.get(channel), holder)
+
+    def _keep_if_live(self, channel: str, home: Subscriber | None, holder: str) -> bool:
+        if home is None or channel not in home.confirmed:
+            return False
+        self._holders[channel].add(holder)
+        return True
 
     def chat_is_live(self, chat_id: int) -> bool:
         """Whether the chat's subscription is confirmed on a live connection."""
