@@ -20,10 +20,6 @@ _length: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline
 @contextlib.asynccontextmanager
 async def within(seconds: float):
     """Raises Unavailable if the body runs longer than `seconds`."""
-    outer = _current.get()
-    if outer is not None and outer.when() is not None and outer.when() <= asyncio.get_running_loop().time() + seconds:
-        yield  # a deadline as near is already running: no second timer (a request checking its session)
-        return
     try:
         async with asyncio.timeout(seconds) as timeout:
             token, length_token = _current.set(timeout), _length.set(seconds)
