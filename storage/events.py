@@ -163,12 +163,6 @@ class EventFeed:
         self._holders[channel].add(holder)
         return True
 
-    def chat_is_live(self, chat_id: int) -> bool:
-        """Whether the chat's subscription is confirmed on a live connection."""
-        channel = keys.chat_events_channel(chat_id)
-        home = self._homes.get(channel)
-        return home is not None and channel in home.confirmed
-
     # What the connections report (Subscriber's owner).
 
     def on_message(self, channel: str, data: str) -> None:

@@ -74,6 +74,15 @@ def _list_size(entry: _ListEntry) -> int:
     )  # fmt: skip
 
 
+def _page_size(entry: "_PageEntry") -> int:
+    """What a page entry counts against the cap: its messages (their real size) and its readers."""
+    newest = entry.newest or ()
+    return (
+        ENTRY_OVERHEAD_BYTES + sum(sys.getsizeof(text) for text in newest) + MESSAGE_OVERHEAD_BYTES * len(newest)
+        + READER_BYTES * len(entry.readers)
+    )  # fmt: skip
+
+
 class _PageEntry:
     """One chat's newest messages (JSON texts, newest first) and the users
     a read from Redis found to be members."""
@@ -192,8 +201,7 @@ class ReadCache:
             entry.readers.add(user_id)
             entry.newest, entry.complete = newest, len(newest) < self.page_messages
             entry.version += 1  # a fill that began earlier and ends later may have read older data
-            size = sum(sys.getsizeof(text) for text in newest) + MESSAGE_OVERHEAD_BYTES * len(newest)
-            self._resize(entry, ENTRY_OVERHEAD_BYTES + size + READER_BYTES * len(entry.readers))
+            self._resize(entry, _page_size(entry))
         return newest[:limit]
 
     # What changes it.
@@ -216,7 +224,7 @@ class ReadCache:
         entry.version += 1
         if entry.newest is not None:
             entry.newest = None
-            self._resize(entry, ENTRY_OVERHEAD_BYTES + READER_BYTES * len(entry.readers))
+            self._resize(entry, _page_size(entry))
 
     def message_sent(self, chat_id: int, seq: int, message: dict) -> None:
         """A message sent through this process, before its event arrives: read
@@ -231,7 +239,7 @@ class ReadCache:
         entry.version += 1
         if entry.chats is not None:
             entry.chats = entry.body = None
-            self._resize(entry, ENTRY_OVERHEAD_BYTES + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids))
+            self._resize(entry, _list_size(entry))
 
     def message_arrived(self, chat_id: int, seq: int, message: dict) -> None:
         """A new message (its event, or its send through this process, whichever
@@ -294,11 +302,11 @@ class ReadCache:
             entry.version += 1
             if isinstance(entry, _ListEntry):
                 entry.chats = entry.body = None
-                size = ENTRY_OVERHEAD_BYTES + CHAT_ID_OVERHEAD_BYTES * len(entry.chat_ids)
+                size = _list_size(entry)
             else:
                 entry.newest = None
                 entry.readers.clear()
-                size = ENTRY_OVERHEAD_BYTES
+                size = _page_size(entry)
             self.size += size - entry.size
             entry.size = size
 

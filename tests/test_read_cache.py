@@ -268,6 +268,18 @@ async def assert_refused_for_good(client, chat_id: int) -> None:
     assert chat_id not in [c["id"] for c in await read_list(client)]
 
 
+async def assert_refused_after(reads, removed_at: float, since: float, what: str, client, chat_id: int) -> None:
+    """The loop read the page before the removal, every read asked after
+    `since` was refused and showed no chat, and so is every read from now on."""
+    await reads.until_asked_after(since, 100)
+    await reads.stop()
+    assert 200 in [status for asked, status in reads.pages if asked < removed_at]  # it was reading
+    pages, lists = reads.after(since)
+    assert set(pages) == {403}, f"{pages.count(200)} of {len(pages)} reads asked after {what} got the page"
+    assert not any(lists), f"{sum(lists)} of {len(lists)} lists asked after {what} showed the chat"
+    await assert_refused_for_good(client, chat_id)
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_member_removed_is_refused_at_once_on_the_same_process(http_client, base_url):
     s = await Scene.build(http_client, base_url)
@@ -276,13 +288,7 @@ async def test_a_member_removed_is_refused_at_once_on_the_same_process(http_clie
     await s.remove(s.alice, s.chat, s.bob)
     removed_at = time.monotonic()
     assert error_status(await s.bob.reader(base_url).get(f"/api/chats/{s.chat}")) == 403
-    await reads.until_asked_after(removed_at, 100)
-    await reads.stop()
-    assert 200 in [status for asked, status in reads.pages if asked < removed_at]  # it was reading
-    pages, lists = reads.after(removed_at)
-    assert set(pages) == {403}, f"{pages.count(200)} of {len(pages)} reads asked after the removal got the page"
-    assert not any(lists), f"{sum(lists)} of {len(lists)} lists asked after the removal showed the chat"
-    await assert_refused_for_good(s.bob.reader(base_url), s.chat)
+    await assert_refused_after(reads, removed_at, removed_at, "the removal", s.bob.reader(base_url), s.chat)
 
 
 @pytest.mark.gen_test(timeout=110)
@@ -305,13 +311,7 @@ async def test_a_member_removed_through_one_process_is_refused_on_the_other_for_
     )
     told_at = time.monotonic()
     socket.close()
-    await reads.until_asked_after(told_at, 100)
-    await reads.stop()
-    assert 200 in [status for asked, status in reads.pages if asked < removed_at]  # it was reading
-    pages, lists = reads.after(told_at)
-    assert set(pages) == {403}, f"{pages.count(200)} of {len(pages)} reads asked after the event got the page"
-    assert not any(lists), f"{sum(lists)} of {len(lists)} lists asked after the event showed the chat"
-    await assert_refused_for_good(s.bob.reader(second.base), s.chat)
+    await assert_refused_after(reads, removed_at, told_at, "the event", s.bob.reader(second.base), s.chat)
 
 
 # Reads racing writes.

@@ -13,6 +13,7 @@ from storage.errors import Forbidden
 
 from .apiclient import unique_name
 from .test_chat_log import chat_subscribers
+from .test_read_cache_bounds import until_cached
 
 POLL_SECS = 5.0
 
@@ -35,16 +36,6 @@ def other(io_loop, redis_client, settings):
 
 async def new_user(storage) -> int:
     return await storage.users.register(unique_name("u"), "u@example.org", "correct horse")
-
-
-async def until_cached(cache, kind: str, read) -> None:
-    for _ in range(200):
-        hits = cache.hits[kind]
-        await read()
-        if cache.hits[kind] > hits:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no {kind} read was ever a hit")
 
 
 async def let_go_of_chat(storage, sync_redis, chat_id: int) -> None:
