@@ -62,8 +62,8 @@ class ChatStore:
     async def _create(self, user_id: int, title: str) -> int:
         async def create(chat_id: int) -> bool:
             # Indexes first (see above); the title check reads each chat's own hash.
-            await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
-            await self._redis.hset(keys.user_created_chats_key(user_id), chat_id, title)
+            index_keys = [*keys.created_index_keys(user_id), keys.user_chats_key(user_id)]
+            await self._scripts.run("created_index", index_keys, ["create", chat_id, title])
             created_at = utc_now_iso()
             epoch = new_epoch()
             summary = new_chat_summary(chat_id, title, user_id, created_at, epoch)
@@ -145,7 +145,7 @@ class ChatStore:
     async def rename(self, user_id: int, chat_id: int, title: str) -> None:
         creator_id = await self._redis.hget(keys.chat_key(chat_id), "creator_id")
         if creator_id is not None:  # its index first: it must never lack the chat's real title
-            await self._scripts.run("note_title", [keys.user_created_chats_key(creator_id)], [chat_id, title])
+            await self._scripts.run("created_index", keys.created_index_keys(creator_id), ["rename", chat_id, title])
         try:
             await self._scripts.run_chat("rename_chat", chat_id, user_id, title, event_body(title=title))
         finally:
@@ -227,7 +227,7 @@ class ChatStore:
         entry itself after its script, and one that landed before is seen here.
         A chat left no longer counts as created by them (its title is free).
         """
-        await self._redis.hdel(keys.user_created_chats_key(user_id), chat_id)
+        await self._scripts.run("created_index", keys.created_index_keys(user_id), ["forget", chat_id])
         await self._redis.srem(keys.user_chats_key(user_id), chat_id)
         if await self._redis.zscore(keys.chat_members_key(chat_id), user_id) is not None:
             await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
@@ -242,11 +242,10 @@ class ChatStore:
     async def _has_created(self, user_id: int, title: str) -> bool:
         """Whether a chat the user created, and is still in, has this title
         (chats others added them to do not count: nobody can squat their titles)."""
-        created = await self._redis.hgetall(keys.user_created_chats_key(user_id))
-        chat_ids = [chat_id for chat_id, titles in created.items() if title in titles.split("\n")]
-        if not chat_ids:
+        listed = await self._redis.hget(keys.user_created_titles_key(user_id), title)
+        if not listed:
             return False
-        groups = by_slot(self._redis, chat_ids, keys.chat_key)
+        groups = by_slot(self._redis, listed.split("\n"), keys.chat_key)
         key_groups = [[name for c in group for name in (keys.chat_key(c), keys.chat_members_key(c))] for group in groups]
         return bool(await run_per_group(self._redis, self._scripts.has_title, key_groups, [title, user_id]))
 

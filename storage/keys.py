@@ -30,6 +30,19 @@ def user_created_chats_key(user_id: int) -> str:
     return f"user:{{{user_id}}}:created"
 
 
+def user_created_titles_key(user_id: int) -> str:
+    """Hash: title -> ids (newline-separated) of the chats whose entry in
+    user_created_chats_key names it: the title check's lookup, so that it
+    costs the same in 3 chats as in 3,000. Both are written together by
+    lua/created_index.lua."""
+    return f"user:{{{user_id}}}:titles"
+
+
+def created_index_keys(user_id: int) -> list[str]:
+    """The keys of lua/created_index.lua."""
+    return [user_created_chats_key(user_id), user_created_titles_key(user_id)]
+
+
 def user_sessions_key(user_id: int) -> str:
     """Sorted set: token digest -> expiry (unix seconds) of each of the user's sessions."""
     return f"user:{{{user_id}}}:sessions"

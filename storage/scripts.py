@@ -35,7 +35,7 @@ _SCRIPTS = {
     "upgrade_markers": ("upgrade_markers",),
     "list_chats": ("list_chats",),
     "has_title": ("has_title",),
-    "note_title": ("note_title",),
+    "created_index": ("created_index",),
     "end_sessions": ("end_sessions",),
     "claim_name": ("claim_name",),
     "release_name": ("release_name",),

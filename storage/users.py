@@ -148,7 +148,7 @@ class UserStore:
         await self.end_all_sessions(user_id)
         await self._chats.leave_all(user_id)
         await self._redis.delete(
-            keys.user_key(user_id), keys.user_chats_key(user_id), keys.user_created_chats_key(user_id),
+            keys.user_key(user_id), keys.user_chats_key(user_id), *keys.created_index_keys(user_id),
             keys.user_sessions_key(user_id),
         )
         await self._scripts.run("release_name", [keys.name_key(name.lower())], [user_id])

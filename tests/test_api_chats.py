@@ -4,6 +4,8 @@ import asyncio
 
 import pytest
 
+from storage import keys
+
 from .api_helpers import (
     TIME_RE,
     add_member,
@@ -187,6 +189,24 @@ async def test_the_title_check_follows_renames(make_user):
     assert_ok(await bob.put(f"/api/chats/{chat_id}", {"title": "after"}))  # anyone may rename it
     assert_error(await alice.post("/api/chats", {"title": "after"}), 409)
     await create_chat(alice, "before")
+
+
+@pytest.mark.gen_test
+async def test_the_title_index_stays_bounded_and_in_step_over_many_renames(make_user, sync_redis):
+    """The creator's index keeps a chat's newest 8 titles, both ways round, and
+    forgets the chat when they leave; every title it let go is free again."""
+    alice, bob = await make_user(), await make_user()
+    chat_id = await chat_with(alice, bob, title="title 0")
+    for number in range(1, 12):
+        assert_ok(await bob.put(f"/api/chats/{chat_id}", {"title": f"title {number}"}))
+    kept = [f"title {number}" for number in range(4, 12)]
+    assert sync_redis.hgetall(keys.user_created_chats_key(alice.user_id)) == {str(chat_id): "\n".join(kept)}
+    assert sync_redis.hgetall(keys.user_created_titles_key(alice.user_id)) == {t: str(chat_id) for t in kept}
+    assert_error(await alice.post("/api/chats", {"title": "title 11"}), 409)
+    await create_chat(alice, "title 1")
+    assert_ok(await alice.delete("/api/chats", params={"chat_id": chat_id}))
+    assert list(sync_redis.hgetall(keys.user_created_titles_key(alice.user_id))) == ["title 1"]
+    await create_chat(alice, "title 11")
 
 
 @pytest.mark.gen_test

@@ -13,10 +13,11 @@ from .test_schema_migration import SCHEMA_KEY
 
 
 def as_schema_3(sync_redis, user_ids: list[int], chat_ids: list[int]) -> None:
-    """Rewrites data made by this code as schema 3 left it: no `created` index,
+    """Rewrites data made by this code as schema 3 left it: no `created` index
+    (nor its `titles` half, schema 5),
     no `creator_id`, version 3."""
     for user_id in user_ids:
-        sync_redis.delete(keys.user_created_chats_key(user_id))
+        sync_redis.delete(*keys.created_index_keys(user_id))
     for chat_id in chat_ids:
         sync_redis.hdel(keys.chat_key(chat_id), "creator_id")
     sync_redis.set(SCHEMA_KEY, "3")
