@@ -101,6 +101,12 @@ class Settings:
     # On SIGTERM/SIGINT: how long requests in flight and closing WebSockets may take.
     shutdown_grace_secs: float = 10.0
 
+    # Limits against abuse (docs/limits.md): connections and slow clients.
+
+    # Limits against abuse (docs/limits.md): fair sharing.
+
+    # Limits against abuse (docs/limits.md): input and operations.
+
 
     def __post_init__(self):
         """Refuses values the service cannot work with, at start rather than per request."""
