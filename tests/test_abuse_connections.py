@@ -13,6 +13,8 @@ import os
 import re
 import resource
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -22,7 +24,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from server.connection_limits import connection_cap, raise_file_limit
 from server.settings import Settings
 
-from .processes import RunningServer, user_on
+from .processes import REPO, RunningServer, user_on
 from .wsclient import next_event
 
 HEADER_SECS, IDLE_SECS = 1.5, 3.0
@@ -184,6 +186,59 @@ async def test_the_cap_stays_below_the_file_limit(http_client, redis_url, sync_r
         assert server.stop() == 0
         server.log.seek(0)
         assert b"Traceback" not in server.log.read()
+
+
+# A server whose cap the file limit cannot hold: accept() fails with EMFILE.
+OUT_OF_FILES_SERVER = """
+import asyncio, os, resource, sys
+from tornado.netutil import bind_sockets
+from tornado.web import Application, RequestHandler
+from server.connection_limits import ConnectionStats, GuardedHTTPServer
+from server.logs import configure_logging
+from server.settings import Settings
+
+class Hello(RequestHandler):
+    def get(self):
+        self.write({"status": "ok"})
+
+async def main():
+    configure_logging("info")
+    server = GuardedHTTPServer(Application([("/", Hello)]), settings=Settings(), stats=ConnectionStats(), cap=10_000)
+    sockets = bind_sockets(0, "127.0.0.1")
+    server.add_sockets(sockets)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 20, hard))
+    print(sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_out_of_files_the_server_pauses_accepting_without_a_log_line_each_time(http_client, tmp_path):
+    log = open(tmp_path / "log", "w+b")
+    process = subprocess.Popen([sys.executable, "-c", OUT_OF_FILES_SERVER], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=log)  # fmt: skip
+    try:
+        port = int(await asyncio.get_running_loop().run_in_executor(None, process.stdout.readline))
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]
+        await asyncio.sleep(2)  # four pauses' worth of retries, each failing again
+        log.seek(0)
+        lines = log.read().splitlines()
+        assert len(lines) == 1 and b"EMFILE" in lines[0], lines  # one warning, no tracebacks
+        for _, writer in held:
+            writer.close()
+        deadline = time.monotonic() + 10
+        while True:
+            response = await http_client.fetch(f"http://127.0.0.1:{port}/", raise_error=False, request_timeout=2)
+            if response.code == 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert response.code == 200, response
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_the_cap_leaves_room_for_redis_and_files():
