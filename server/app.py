@@ -37,12 +37,12 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
     # Shared with the HTTP server (make_http_server), which counts connections.
     connection_stats = ConnectionStats()
     metrics.registry.register(connection_stats)
-    sockets = SocketLimits(storage, settings, connection_stats)
+    socket_limits = SocketLimits(storage, settings, connection_stats)
     routes = [
         (r"/healthz/?", HealthHandler, deps),
         (r"/metrics/?", MetricsHandler, {**deps, "metrics": metrics}),
         (r"/api/openapi\.json/?", OpenApiHandler, deps),
-        (r"/api/ws/?", EventsSocket, {**deps, "hub": hub, "sockets": sockets}),
+        (r"/api/ws/?", EventsSocket, {**deps, "hub": hub, "socket_limits": socket_limits}),
         (r"/api/reg/?", RegisterHandler, deps),
         (r"/api/login/?", LoginHandler, deps),
         (r"/api/logout/?", LogoutHandler, deps),
@@ -64,7 +64,7 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
         websocket_ping_timeout=settings.ws_ping_timeout_secs,
         websocket_max_message_size=settings.ws_hard_frame_bytes,
         connection_stats=connection_stats,
-        socket_limits=sockets,
+        socket_limits=socket_limits,
     )
 
 

@@ -126,8 +126,9 @@ async def served_again(client, seconds: float = 15.0) -> None:
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_past_the_connection_cap_new_connections_get_503_and_nothing_is_logged(http_client, redis_url,
-                                                                                      sync_redis, tmp_path):  # fmt: skip
+async def test_past_the_connection_cap_new_connections_get_503_and_nothing_is_logged(
+    http_client, redis_url, sync_redis, tmp_path
+):
     server = RunningServer("--redis-url", redis_url, "--data-dir", str(tmp_path), "--rate-limits", "off",
                            "--max-connections", "30")  # fmt: skip
     try:
