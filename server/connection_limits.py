@@ -130,7 +130,8 @@ class GuardedHTTPServer(HTTPServer):
         self.conn_params.body_timeout = settings.body_timeout_secs + 5
 
     def add_sockets(self, sockets) -> None:
-        # As TCPServer.add_sockets, with an accept loop of our own (_Acceptor).
+        # As TCPServer.add_sockets (whose `_sockets` and `_handlers` stop() reads),
+        # with an accept loop of our own (_Acceptor).
         for sock in sockets:
             self._sockets[sock.fileno()] = sock
             self._handlers[sock.fileno()] = _Acceptor(sock, self._accepted, self.stats).stop
@@ -248,6 +249,7 @@ class _GuardedStream(IOStream):
         future = super().read_until_regex(regex, max_bytes)
         if not future.done() and not self.closed():
             settings = self._server.settings
+            # (_read_buffer_size: bytes read and not yet handed out, e.g. a pipelined request.)
             self._idle = self._heads > 0 and self._read_buffer_size == 0
             self._start_timer(settings.idle_timeout_secs if self._idle else settings.header_timeout_secs)
             future.add_done_callback(self._head_read)
