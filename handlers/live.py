@@ -32,9 +32,10 @@ REQUEST_ID_MAX_CHARS = 64
 
 
 class EventsSocket(ApiMixin, WebSocketHandler):
-    def initialize(self, storage, settings, rules, hub):
+    def initialize(self, storage, settings, rules, hub, socket_limits):
         super().initialize(storage, settings, rules)
         self.hub = hub
+        self.socket_limits = socket_limits  # the caps per user and per address
         self.follows: dict = {}  # chat id -> what this socket has of it (kept by the hub)
         self.session: str | None = None
         self._token: str | None = None
@@ -63,7 +64,14 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             raise Forbidden("cross-origin WebSocket connections are not allowed")
         if self.request.headers.get("Sec-WebSocket-Version") not in ("7", "8", "13"):
             raise HTTPError(426)
-        await super().get(*args, **kwargs)
+        # Counted before the upgrade, so that past a cap the answer is a 429.
+        address = self.source.client_address(self.request)
+        async with deadline.within(self.config.redis_timeout_secs):
+            claim = await self.socket_limits.claim(self.user_id, address)
+        try:
+            await super().get(*args, **kwargs)  # returns when the socket has ended (or was not opened)
+        finally:
+            self.socket_limits.release(claim)
 
     def check_origin(self, origin: str) -> bool:
         # The same rule as the HTTP writes (handlers/request_source.py).
@@ -76,6 +84,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
 
     async def open(self):
         self.set_nodelay(True)
+        # What the kernel cannot take waits in _pending_bytes (capped: 4008).
+        self.socket_limits.cap_send_buffer(self.ws_connection.stream)
         try:
             await self.hub.join(self)
         except (redis.exceptions.RedisError, Unavailable, OSError):
@@ -228,6 +238,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         size = len(data)
         if self._pending_bytes + size > self.config.ws_max_pending_bytes:
             log.info("dropping user %s's socket: %d bytes unsent", self.user_id, self._pending_bytes)
+            self.socket_limits.dropped_too_slow()
             self.close(CLOSE_TOO_SLOW, "too slow: outgoing buffer full")
             return
         self._pending_bytes += size

@@ -23,20 +23,26 @@ from handlers.users import UserHandler
 from handlers.validation import Rules
 from storage import Storage
 
+from .connection_limits import ConnectionStats, GuardedHTTPServer, connection_cap
 from .hub import Hub
 from .metrics import Metrics
 from .settings import Settings
+from .socket_limits import SocketLimits
 
 
 def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
     """The Tornado application serving the whole API over one storage."""
     deps = {"storage": storage, "settings": settings, "rules": Rules(settings)}
     metrics = Metrics(hub, NotFoundHandler, storage.read_cache)
+    # Shared with the HTTP server (make_http_server), which counts connections.
+    connection_stats = ConnectionStats()
+    metrics.registry.register(connection_stats)
+    socket_limits = SocketLimits(storage, settings, connection_stats)
     routes = [
         (r"/healthz/?", HealthHandler, deps),
         (r"/metrics/?", MetricsHandler, {**deps, "metrics": metrics}),
         (r"/api/openapi\.json/?", OpenApiHandler, deps),
-        (r"/api/ws/?", EventsSocket, {**deps, "hub": hub}),
+        (r"/api/ws/?", EventsSocket, {**deps, "hub": hub, "socket_limits": socket_limits}),
         (r"/api/reg/?", RegisterHandler, deps),
         (r"/api/login/?", LoginHandler, deps),
         (r"/api/logout/?", LogoutHandler, deps),
@@ -57,12 +63,20 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
         websocket_ping_interval=settings.ws_ping_interval_secs,
         websocket_ping_timeout=settings.ws_ping_timeout_secs,
         websocket_max_message_size=settings.ws_hard_frame_bytes,
+        connection_stats=connection_stats,
+        socket_limits=socket_limits,
     )
 
 
-def make_http_server(app: Application, settings: Settings) -> HTTPServer:
-    """An HTTPServer for the app; bodies past the hard cap close the connection."""
-    return HTTPServer(app, max_body_size=settings.hard_body_bytes, idle_connection_timeout=300)
+def make_http_server(app, settings: Settings, stats: ConnectionStats | None = None) -> HTTPServer:
+    """An HTTPServer for the app (an Application, or a delegate in front of one:
+    then pass the app's `connection_stats`): bodies past the hard cap close the
+    connection; connections are capped and slow clients cut (server.connection_limits)."""
+    if stats is None:
+        stats = app.settings["connection_stats"]
+    return GuardedHTTPServer(
+        app, max_body_size=settings.hard_body_bytes, settings=settings, stats=stats, cap=connection_cap(settings)
+    )
 
 
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}

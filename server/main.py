@@ -23,6 +23,7 @@ from storage.migrations import SCHEMA_VERSION
 
 from . import loop
 from .app import make_app, make_http_server, make_redis, make_storage
+from .connection_limits import raise_file_limit
 from .drain import Connections
 from .embedded_redis import REPO_ROOT, EmbeddedRedis
 from .hub import Hub
@@ -48,8 +49,13 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
         log.info("data upgraded from schema %d to %d", found, SCHEMA_VERSION)
     hub = Hub(storage, redis_timeout_secs=settings.redis_timeout_secs, presence_ttl_secs=settings.presence_ttl_secs)
     storage.start()
-    connections = Connections(make_app(settings, storage, hub))
-    server = make_http_server(connections, settings)
+    file_limit = raise_file_limit(settings)
+    app = make_app(settings, storage, hub)
+    connections = Connections(app)
+    server = make_http_server(connections, settings, app.settings["connection_stats"])
+    if server.stats.cap < settings.max_connections:
+        log.warning("at most %d connections: the file limit (%d) leaves no room for --max-connections %d",
+                    server.stats.cap, file_limit, settings.max_connections)  # fmt: skip
     server.add_sockets(bind_sockets(settings.port, settings.host, reuse_port=settings.reuse_port))
     log.info("serving on http://%s:%d (redis %s)", settings.host, settings.port, redis_url)
 
@@ -68,6 +74,7 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
     # Every round, since a socket whose upgrade was in flight may open meanwhile.
     await connections.drain(settings.shutdown_grace_secs, each_round=hub.close_all)
     await hub.stop()  # its users' watchers hear at once that they went offline
+    await app.settings["socket_limits"].stop()
     await storage.stop()
     await client.aclose()
     log.info("stopped")

@@ -102,6 +102,26 @@ class Settings:
     shutdown_grace_secs: float = 10.0
 
     # Limits against abuse (docs/limits.md): connections and slow clients.
+    # Open connections (WebSockets included) per process; the process lowers
+    # it further to stay well below its file limit. Past it: 503 and close.
+    max_connections: int = 10_000
+    # Open WebSockets per user and per client address, across processes (429).
+    ws_per_user: int = 50
+    ws_per_address: int = 500
+    # A request's head must arrive whole within this of its first byte (or of
+    # the connection's opening); a keep-alive connection may wait idle for
+    # its next request this long.
+    header_timeout_secs: float = 20.0
+    idle_timeout_secs: float = 120.0
+    # A request's body must arrive whole within body_timeout_secs, and after
+    # its first body_grace_secs at body_min_bytes_per_sec on average.
+    body_timeout_secs: float = 60.0
+    body_grace_secs: float = 15.0
+    body_min_bytes_per_sec: int = 500
+    # The kernel's send buffer of each WebSocket (Linux doubles it; 0: the
+    # kernel's own, which grows to MBs): what it cannot take counts in
+    # ws_max_pending_bytes.
+    ws_send_buffer_bytes: int = 64 * 1024
 
     # Limits against abuse (docs/limits.md): fair sharing.
 
@@ -135,6 +155,20 @@ class Settings:
             parts = urllib.parse.urlsplit(part)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
                 raise ValueError(f"allowed_origins: {part!r} is not an origin like https://app.example.org")
+        self._check_connection_limits()
+
+    def _check_connection_limits(self):
+        """The caps and timeouts of docs/limits.md's "Connections and slow clients"."""
+        for name in ("max_connections", "ws_per_user", "ws_per_address", "body_min_bytes_per_sec"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("header_timeout_secs", "idle_timeout_secs", "body_timeout_secs"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be above 0")
+        if self.body_grace_secs < 0:
+            raise ValueError("body_grace_secs must be 0 or more")
+        if self.ws_send_buffer_bytes and self.ws_send_buffer_bytes < 4096:
+            raise ValueError("ws_send_buffer_bytes must be 0 (the kernel's) or at least 4096")
 
 
 def _items(text: str) -> list[str]:

@@ -28,6 +28,7 @@ from .rate_limits import RateLimits
 from .read_cache import ReadCache
 from .scripts import Scripts
 from .session_cache import SessionCache
+from .socket_counts import SocketCounts
 from .users import UserStore
 
 __all__ = [
@@ -62,6 +63,7 @@ class Storage:
         self.messages = MessageStore(scripts, cache, idempotency_ttl_secs=settings.idempotency_ttl_secs)
         self.log = ChatLog(redis, scripts)
         self.presence = PresenceStore(redis, scripts)
+        self.sockets = SocketCounts(redis, scripts)
         self.users = UserStore(
             redis,
             scripts,

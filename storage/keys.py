@@ -180,3 +180,18 @@ def registrations_by_address_key(address: str) -> str:
 def message_rate_key(user_id: int) -> str:
     """String: the user's send bucket (GCRA theoretical arrival time, ms)."""
     return f"user:{{{user_id}}}:rate:send"
+
+
+# Open WebSockets, counted across processes (storage/socket_counts.py).
+
+
+def user_sockets_key(user_id: int) -> str:
+    """Sorted set: id of each open WebSocket of the user ("<process id>:<n>") ->
+    when its claim expires (ms since the epoch) unless its process renews it."""
+    return f"user:{{{user_id}}}:sockets"
+
+
+def address_sockets_key(address: str) -> str:
+    """Sorted set, as user_sockets_key, of the WebSockets opened from one client
+    address (an IPv4 address or an IPv6 /64, as rate limits count it)."""
+    return f"sockets:addr:{{{address}}}"

@@ -48,6 +48,7 @@ _SCRIPTS = {
     "rate_bucket": ("rate_bucket",),
     "presence_arrive": ("presence_arrive",),
     "presence_depart": ("presence_depart",),
+    "claim_socket": ("claim_socket",),
 }
 _STATUS_ERRORS = {
     "not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict, "key_reused": KeyReused, "gone": Gone,

@@ -85,8 +85,11 @@ def hub(io_loop, storage):
 
 
 @pytest.fixture
-def app(settings, storage, hub):
-    return make_app(settings, storage, hub)
+def app(io_loop, settings, storage, hub):
+    app = make_app(settings, storage, hub)
+    yield app
+    # Its sockets' claims in Redis are released before Redis goes (run.py does the same).
+    io_loop.run_sync(app.settings["socket_limits"].stop)
 
 
 @pytest.fixture

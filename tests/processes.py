@@ -23,13 +23,15 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, *args, port: int | None = None):
+    def __init__(self, *args, port: int | None = None, preexec_fn=None):
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "run.py", "--port", str(self.port), "--bcrypt-cost", "4", *args]
         # A file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the server.
         self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
