@@ -58,7 +58,7 @@ async def open_many(server: Server, raws: list[bytes], *, wait_answer: bool) -> 
     """Opens a connection per request, OPENING_AT_ONCE at a time, spread over
     many source addresses; the ones still open, and a count by outcome."""
     opened, outcomes = [], collections.Counter()
-    addresses = sources(max(1, len(raws) // 1000 + 1))
+    addresses = sources(len(raws) // 200 + 1)  # under the per-address caps
     for start in range(0, len(raws), OPENING_AT_ONCE):
         batch = raws[start : start + OPENING_AT_ONCE]
         results = await asyncio.gather(
