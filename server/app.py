@@ -62,7 +62,12 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
 
 def make_http_server(app: Application, settings: Settings) -> HTTPServer:
     """An HTTPServer for the app; bodies past the hard cap close the connection."""
-    return HTTPServer(app, max_body_size=settings.hard_body_bytes, idle_connection_timeout=300)
+    return HTTPServer(
+        app,
+        max_body_size=settings.hard_body_bytes,
+        idle_connection_timeout=300,
+        max_header_size=settings.max_header_bytes,
+    )
 
 
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
