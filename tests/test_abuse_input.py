@@ -15,7 +15,7 @@ from server.logs import RepeatLimit
 from server.settings import Settings
 from storage import keys
 
-from .api_helpers import add_member, assert_error, assert_ok, create_chat, send, summary
+from .api_helpers import add_member, assert_error, assert_ok, create_chat, members_of, send, summary
 from .processes import RunningServer
 from .redis_clients import nodes_of
 from .wsclient import open_socket
@@ -269,7 +269,9 @@ async def test_every_write_to_a_full_redis_is_json_503(make_user, new_client, sy
     alice, bob, carol, dave = await make_user(), await make_user(), await make_user(), await make_user()
     chat_id = await create_chat(alice)
     await add_member(alice, chat_id, bob)
+    await add_member(alice, chat_id, carol)
     message_id = await send(alice, chat_id)
+    unwanted = await send(alice, chat_id, "unwanted")
     nodes = nodes_of(sync_redis)
     before = [node.config_get("maxmemory")["maxmemory"] for node in nodes]
     for node in nodes:
@@ -287,6 +289,10 @@ async def test_every_write_to_a_full_redis_is_json_503(make_user, new_client, sy
             "mark read": await bob.post(f"{chat}/read", {"message_id": message_id}),
             "update user": await alice.put(f"/api/user/{alice.user_id}", {"email": "new@example.org"}),
         }
+        # What only frees still works.
+        assert_ok(await alice.delete(f"{chat}/messages/{unwanted}"))
+        assert_ok(await carol.delete("/api/chats", params={"chat_id": chat_id}))
+        assert_ok(await dave.get("/api/logout"))
     finally:
         for node, value in zip(nodes, before):
             node.config_set("maxmemory", value)
@@ -296,6 +302,7 @@ async def test_every_write_to_a_full_redis_is_json_503(make_user, new_client, sy
     page = (await alice.get(chat)).json()["messages"]
     assert [(m["id"], m["content"], "edited_at" in m) for m in page] == [(message_id, "hello", False)]
     assert (await summary(bob, chat_id))["unread_count"] == 1
+    assert (await members_of(alice, chat_id))[1] == [alice.user_id, bob.user_id]
     assert (await carol.post("/api/login", {"name": carol.name, "password": "correct horse"})).code == 200
 
 
