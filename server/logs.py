@@ -2,13 +2,14 @@
 a client sent that could be a secret, and a bounded number a second of each
 kind, so that a flood of bad requests cannot flood the disk."""
 
+import atexit
 import logging
 import threading
 import time
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 MALFORMED = "Malformed HTTP message from %s: %s"
-SUPPRESSED = "%d similar lines suppressed (over %d a second): %s"
+SUPPRESSED = "%d similar lines suppressed (over %d a second), the first: %s"
 ACCESS_LOGGER = "tornado.access"
 # Kinds of line counted at once: past this (messages that differ by what a
 # client sent), new kinds share one count.
@@ -85,12 +86,13 @@ class RepeatLimit(logging.Filter):
             self._report(window)  # outside the lock: the report passes through this filter too
         return passed
 
-    def flush(self) -> None:
-        """Reports the kinds whose second is over with lines left out (run by a timer)."""
+    def flush(self, *, everything: bool = False) -> None:
+        """Reports the kinds whose second is over with lines left out (run by a
+        timer); `everything`: every kind with lines left out (at exit)."""
         now = time.monotonic()
         with self._lock:
             self._timer = None
-            ended = self._prune(now)
+            ended = self._prune(float("inf") if everything else now)
             if any(window.suppressed for window in self._windows.values()):
                 self._start_timer()
         for window in ended:
@@ -106,13 +108,21 @@ class RepeatLimit(logging.Filter):
         """One line, through the same logger at the same level: how many lines like the window's were left out."""
         sample = window.sample
         logging.getLogger(sample.name).log(
-            sample.levelno, SUPPRESSED, window.suppressed, self._per_sec, str(sample.msg)[:200]
+            sample.levelno, SUPPRESSED, window.suppressed, self._per_sec, _first_line(sample)
         )
 
     def _start_timer(self) -> None:
         self._timer = threading.Timer(self._window_secs, self.flush)
         self._timer.daemon = True
         self._timer.start()
+
+
+def _first_line(record: logging.LogRecord) -> str:
+    """The message of a line (which was written: the first of its kind), shortened."""
+    try:
+        return record.getMessage()[:200]
+    except Exception:  # a template its arguments do not fit: logging reports that itself
+        return str(record.msg)[:200]
 
 
 def _kind(record: logging.LogRecord) -> tuple:
@@ -126,6 +136,8 @@ def configure_logging(level: str, lines_per_sec: int = 10) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter(LOG_FORMAT))
     handler.addFilter(HideMalformedRequests())
-    handler.addFilter(RepeatLimit(lines_per_sec))
+    repeat_limit = RepeatLimit(lines_per_sec)
+    handler.addFilter(repeat_limit)
+    atexit.register(repeat_limit.flush, everything=True)  # before logging's own exit hook, registered earlier
     logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.captureWarnings(True)  # warnings too, in the same format

@@ -331,7 +331,7 @@ def count_log_lines(server: RunningServer) -> tuple[int, int]:
     server.log.seek(0)
     written = suppressed = 0
     for line in server.log.read().decode(errors="replace").splitlines():
-        found = re.search(r"(\d+) similar lines suppressed \(over \d+ a second\): Malformed HTTP message", line)
+        found = re.search(r"(\d+) similar lines suppressed \(over \d+ a second\), the first: Malformed HTTP message", line)
         if found:
             suppressed += int(found.group(1))
         elif "Malformed HTTP message" in line:
@@ -380,7 +380,7 @@ def test_the_repeat_limit_counts_what_it_leaves_out():
         deadline = time.monotonic() + 5
         while len(records) < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert records[4].getMessage() == "17 similar lines suppressed (over 3 a second): the same problem %d"
+        assert records[4].getMessage() == "17 similar lines suppressed (over 3 a second), the first: the same problem 0"
         assert records[4].levelno == logging.WARNING
     finally:
         logger.removeHandler(handler)
