@@ -384,3 +384,18 @@ def test_the_repeat_limit_counts_what_it_leaves_out():
         assert records[4].levelno == logging.WARNING
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    "values, error",
+    [
+        ({"metrics_allow": "127.0.0.1,the office"}, "metrics_allow: 'the office' is not an address or network"),
+        ({"max_cookie_bytes": 20_000}, "max_cookie_bytes must be at least 1024 and at most max_header_bytes"),
+        ({"content_max_bytes": 0}, "content_max_bytes must be at least 1"),
+        ({"history_page_max_bytes": 0}, "history_page_max_bytes must be at least 1"),
+        ({"log_lines_per_sec": 0}, "log_lines_per_sec must be at least 1"),
+    ],
+)
+def test_settings_refuse_limits_that_cannot_work(values, error):
+    with pytest.raises(ValueError, match=re.escape(error)):
+        Settings(**values)
