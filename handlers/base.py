@@ -10,6 +10,7 @@ protects (password checks, storing a message).
 import functools
 import json
 import logging
+import re
 
 import orjson
 import redis.exceptions
@@ -24,6 +25,9 @@ from .validation import BadInput, string_fields
 
 log = logging.getLogger("chat.http")
 
+# ASCII digits only: str.isdigit() also takes "²" (a Latin-1 byte), which int() refuses.
+_CONTENT_LENGTH_RE = re.compile(r"[0-9]{1,18}")
+
 
 class ApiMixin:
     """Dependencies, the session check and the JSON error shape, for the
@@ -36,9 +40,14 @@ class ApiMixin:
         self.user_id: int | None = None
         self.source = request_source(settings)
 
+    def set_default_headers(self):
+        # Tornado names itself and its version in `Server`; say nothing.
+        self.clear_header("Server")
+
     async def authenticate(self, *, fresh: bool = False) -> int:
         """The user id of a valid session from the cookies, else HTTP 401;
         `fresh` asks Redis rather than the process's session cache."""
+        self.check_cookie_size()
         session = self.rules.session(self.get_cookie("user_id"), self.get_cookie("token"))
         if session is None:
             raise HTTPError(401)
@@ -46,6 +55,13 @@ class ApiMixin:
             if not await self.storage.users.has_session(*session, fresh=fresh):
                 raise HTTPError(401)
         return session[0]
+
+    def check_cookie_size(self) -> None:
+        """A Cookie header past --max-cookie-bytes is 431, before parsing it
+        costs anything (a 60 kB one took 29 ms of CPU)."""
+        size = sum(len(value) for value in self.request.headers.get_list("Cookie"))
+        if size > self.config.max_cookie_bytes:
+            raise HTTPError(431)
 
     def write_json(self, payload) -> None:
         self.write(orjson.dumps(payload))
@@ -127,6 +143,7 @@ class BaseHandler(ApiMixin, RequestHandler):
         self._fields: dict[str, str] | None = None
 
     def set_default_headers(self):
+        super().set_default_headers()
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
 
@@ -139,6 +156,7 @@ class BaseHandler(ApiMixin, RequestHandler):
         # keep-alive connection: the caller checks wait for the verb.
         self._check_method()
         self._check_declared_size()
+        self.check_cookie_size()
 
     async def check_caller(self) -> None:
         """A write from another site is 403; a missing or ended session 401."""
@@ -233,8 +251,8 @@ class BaseHandler(ApiMixin, RequestHandler):
         declared = self.request.headers.get("Content-Length")
         if declared is None:
             return
-        if not declared.isdigit():
-            raise BadInput("Content-Length must be a number")
+        if not _CONTENT_LENGTH_RE.fullmatch(declared):
+            raise BadInput("Content-Length must be a number in ASCII digits")
         if int(declared) > self.config.max_body_bytes:
             raise HTTPError(413)
 
@@ -246,6 +264,7 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self):
         self._check_declared_size()
+        self.check_cookie_size()
 
     async def check_caller(self) -> None:
         pass

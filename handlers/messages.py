@@ -24,11 +24,13 @@ class ChatHandler(BaseHandler):
         limit = self.rules.limit(self.arg("limit"))
         before = self.rules.cursor(self.arg("before"), "before")
         after = self.rules.cursor(self.arg("after"), "after")
-        page = await self.storage.messages.history(
-            self.user_id, chat_id, limit=limit, before=before, after=after
-        )
+        page = await self.storage.messages.page(self.user_id, chat_id, limit=limit, before=before, after=after)
         # The stored JSON is the answer's JSON: no decoding on the way out.
-        self.write('{"messages":[' + ",".join(page) + "]}")
+        # A page the byte bound cut short names the cursor that continues it.
+        resume = ""
+        if page.resume_id is not None:
+            resume = f',"next_{"before" if after is None else "after"}":{page.resume_id}'
+        self.write('{"messages":[' + ",".join(page.messages) + "]" + resume + "}")
 
     async def post(self, raw_chat_id: str):
         _, sent = await send_message(

@@ -7,6 +7,8 @@ clean value or raises BadInput with a message meant for the client.
 import re
 import unicodedata
 
+from storage.records import json_string
+
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 _ID_RE = re.compile(r"[0-9]{1,14}")  # Lua writes numbers with 14 significant digits
@@ -69,6 +71,11 @@ def _has_control_chars(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
+def _stored_bytes(text: str) -> int:
+    """The size of a content as message JSON stores it (without the quotes)."""
+    return len(json_string(text).encode()) - 2
+
+
 class Rules:
     """The input rules, with the limits of one Settings."""
 
@@ -112,11 +119,17 @@ class Rules:
         return value
 
     def content(self, value: str | None) -> str:
-        """Kept exactly as sent; must hold something that is not whitespace."""
+        """Kept exactly as sent; must hold something that is not whitespace,
+        and fit in --content-max-bytes once stored as a JSON string."""
         value = _required(value, "content")
         if len(value) > self._s.content_max_chars or not value.strip():
             raise BadInput(
                 f"content must be 1-{self._s.content_max_chars} characters, not all blank"
+            )
+        if len(value) * 6 > self._s.content_max_bytes and _stored_bytes(value) > self._s.content_max_bytes:
+            raise BadInput(
+                f"content must be at most {self._s.content_max_bytes} bytes once stored as JSON "
+                "(UTF-8; a control character takes up to 6 bytes, a quote or backslash 2)"
             )
         return value
 

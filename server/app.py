@@ -75,7 +75,8 @@ def make_http_server(app, settings: Settings, stats: ConnectionStats | None = No
     if stats is None:
         stats = app.settings["connection_stats"]
     return GuardedHTTPServer(
-        app, max_body_size=settings.hard_body_bytes, settings=settings, stats=stats, cap=connection_cap(settings)
+        app, max_body_size=settings.hard_body_bytes, settings=settings, stats=stats, cap=connection_cap(settings),
+        max_header_size=settings.max_header_bytes,
     )
 
 

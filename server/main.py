@@ -126,7 +126,7 @@ def supervise(settings: Settings, redis_url: str, argv: list[str], embedded: Emb
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     settings = load_settings(argv)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_lines_per_sec)
     embedded = None
     redis_url = settings.redis_url
     if not redis_url:

@@ -126,6 +126,18 @@ class Settings:
     # Limits against abuse (docs/limits.md): fair sharing.
 
     # Limits against abuse (docs/limits.md): input and operations.
+    # A request head (request line and headers) past this closes the connection unanswered.
+    max_header_bytes: int = 16 * 1024
+    # A Cookie header past this is refused (431) before any cookie is parsed.
+    max_cookie_bytes: int = 8 * 1024
+    # A message's content as stored: its JSON string (control characters take 6 bytes each).
+    content_max_bytes: int = 16 * 1024
+    # A page of history stops early past this many bytes of message JSON (always one message at least).
+    history_page_max_bytes: int = 1024 * 1024
+    # Comma-separated networks whose clients may read /metrics (the client's address, see trusted_proxies).
+    metrics_allow: str = "127.0.0.0/8,::1"
+    # Lines per second each kind of log line (logger and message template) may write; the rest are counted.
+    log_lines_per_sec: int = 10
 
 
     def __post_init__(self):
@@ -133,7 +145,8 @@ class Settings:
         at_least_one = ("workers", "login_failures_per_name", "login_failures_per_address", "login_window_secs",
                         "registrations_per_address", "registration_window_secs", "message_burst",
                         "token_ttl_secs", "token_idle_secs", "idempotency_ttl_secs", "redis_max_connections",
-                        "max_body_bytes", "history_default_limit", "history_max_limit", "chat_log_events")  # fmt: skip
+                        "max_body_bytes", "history_default_limit", "history_max_limit", "chat_log_events",
+                        "content_max_bytes", "history_page_max_bytes", "log_lines_per_sec")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -151,6 +164,13 @@ class Settings:
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
                 raise ValueError(f"trusted_proxies: {part!r} is not an address or network") from None
+        if not 1024 <= self.max_cookie_bytes <= self.max_header_bytes:
+            raise ValueError("max_cookie_bytes must be at least 1024 and at most max_header_bytes")
+        for part in _items(self.metrics_allow):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"metrics_allow: {part!r} is not an address or network") from None
         for part in _items(self.allowed_origins):
             parts = urllib.parse.urlsplit(part)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):

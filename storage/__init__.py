@@ -60,7 +60,10 @@ class Storage:
             self.feed, max_bytes=settings.read_cache_mb * 2**20, page_messages=settings.history_default_limit
         )
         self.chats = ChatStore(redis, scripts, cache)
-        self.messages = MessageStore(scripts, cache, idempotency_ttl_secs=settings.idempotency_ttl_secs)
+        self.messages = MessageStore(
+            scripts, cache, idempotency_ttl_secs=settings.idempotency_ttl_secs,
+            page_max_bytes=settings.history_page_max_bytes,
+        )  # fmt: skip
         self.log = ChatLog(redis, scripts)
         self.presence = PresenceStore(redis, scripts)
         self.sockets = SocketCounts(redis, scripts)

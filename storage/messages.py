@@ -16,15 +16,24 @@ class Sent(NamedTuple):
     replayed: bool  # an earlier send with the same idempotency key
 
 
+class Page(NamedTuple):
+    messages: list[str]  # message JSON texts, oldest first
+    # When --history-page-max-bytes cut the page short of its limit: the id
+    # of the last message taken (the oldest, paging back; the newest, paging
+    # forward), where the next page continues. None: not cut.
+    resume_id: int | None
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 class MessageStore:
-    def __init__(self, scripts, cache, *, idempotency_ttl_secs: int):
+    def __init__(self, scripts, cache, *, idempotency_ttl_secs: int, page_max_bytes: int = 1024 * 1024):
         self._scripts = scripts
         self._cache = cache  # storage.read_cache: told of every change made here
         self._idempotency_ttl_secs = idempotency_ttl_secs
+        self._page_max_bytes = page_max_bytes
 
     async def send(self, user_id: int, chat_id: int, content: str, idempotency_key: str | None = None) -> Sent:
         """Stores a message from a member; its id is per chat and increasing.
@@ -53,7 +62,11 @@ class MessageStore:
             self._cache.message_sent(chat_id, seq, message)
         return Sent(message_id, bool(replayed))
 
-    async def history(
+    async def history(self, user_id: int, chat_id: int, **cursors) -> list[str]:
+        """The message JSON texts of `page` (same arguments), oldest first."""
+        return (await self.page(user_id, chat_id, **cursors)).messages
+
+    async def page(
         self,
         user_id: int,
         chat_id: int,
@@ -61,30 +74,34 @@ class MessageStore:
         limit: int,
         before: int | None = None,
         after: int | None = None,
-    ) -> list[str]:
-        """A page of message JSON texts, oldest first.
+    ) -> Page:
+        """A page of history for a member, at most `limit` messages and about
+        --history-page-max-bytes (a cut page says where to continue).
 
         No cursor or only `before`: the newest `limit` messages below it.
         `after` (with or without `before`): the oldest `limit` above it.
         """
         if before is None and after is None:
-            newest = await self._cache.newest_page(
+            newest, resume_id = await self._cache.newest_page(
                 chat_id, user_id, limit, lambda count: self._read(user_id, chat_id, "-inf", "+inf", count, newest=True)
             )
-            return newest[::-1]
+            return Page(newest[::-1], resume_id or None)
         low = f"({after}" if after is not None else "-inf"
         high = f"({before}" if before is not None else "+inf"
         newest = after is None
-        page = await self._read(user_id, chat_id, low, high, limit, newest=newest)
-        return page[::-1] if newest else page
+        messages, resume_id = await self._read(user_id, chat_id, low, high, limit, newest=newest)
+        return Page(messages[::-1] if newest else messages, resume_id or None)
 
-    async def _read(self, user_id: int, chat_id: int, low: str, high: str, limit: int, *, newest: bool) -> list[str]:
+    async def _read(
+        self, user_id: int, chat_id: int, low: str, high: str, limit: int, *, newest: bool
+    ) -> tuple[list[str], int]:
         """Messages with ids in (low, high) (ZRANGEBYSCORE syntax) for a member:
-        the newest `limit` of them, newest first, or the oldest, oldest first."""
-        (page,) = await self._scripts.run_chat(
-            "read_history", chat_id, user_id, low, high, limit, "1" if newest else "0"
+        the newest `limit` of them, newest first, or the oldest, oldest first;
+        and the id of the last one taken if the byte bound cut them short, else 0."""
+        page, resume_id = await self._scripts.run_chat(
+            "read_history", chat_id, user_id, low, high, limit, "1" if newest else "0", self._page_max_bytes
         )
-        return page
+        return page, resume_id
 
     async def get(self, user_id: int, chat_id: int, message_id: int) -> str:
         """One message's JSON text, as history shows it, for a member."""

@@ -87,7 +87,7 @@ class _PageEntry:
     """One chat's newest messages (JSON texts, newest first) and the users
     a read from Redis found to be members."""
 
-    __slots__ = ("key", "chat_id", "readers", "newest", "complete", "version", "size")
+    __slots__ = ("key", "chat_id", "readers", "newest", "complete", "resume_id", "version", "size")
 
     def __init__(self, chat_id: int):
         self.key = ("page", chat_id)
@@ -95,6 +95,9 @@ class _PageEntry:
         self.readers: set[int] = set()
         self.newest: list[str] | None = None
         self.complete = False  # `newest` is the whole history
+        # The page's byte bound stopped `newest` here (the id of its last
+        # message), so any longer page is `newest` too, and so cut; else 0.
+        self.resume_id = 0
         self.version = 0
         self.size = ENTRY_OVERHEAD_BYTES
 
@@ -175,34 +178,39 @@ class ReadCache:
         return body
 
     async def newest_page(
-        self, chat_id: int, user_id: int, limit: int, read_newest: Callable[[int], Awaitable[list[str]]]
-    ) -> list[str]:
-        """The chat's newest `limit` messages, newest first, for a member:
-        from memory, or `read_newest(count)` (which checks membership)."""
+        self, chat_id: int, user_id: int, limit: int, read_newest: Callable[[int], Awaitable[tuple[list[str], int]]]
+    ) -> tuple[list[str], int]:
+        """The chat's newest `limit` messages, newest first, for a member, and
+        where the page's byte bound cut them short (0: not cut): from memory,
+        or `read_newest(count)` (which checks membership and answers the same pair).
+
+        A prefix of a page within the byte bound is within it too, and is
+        what a read of fewer messages answers, so one page serves every limit."""
         entry = self._entries.get(("page", chat_id))
         if (
             entry is not None
             and entry.newest is not None
             and user_id in entry.readers
-            and (limit <= len(entry.newest) or entry.complete)
+            and (limit <= len(entry.newest) or entry.complete or entry.resume_id)
         ):
             self._entries.move_to_end(entry.key)
             self.hits["history"] += 1
-            return entry.newest[:limit]
+            return entry.newest[:limit], entry.resume_id if limit > len(entry.newest) else 0
         self.misses["history"] += 1
         if not self.enabled or limit > self.page_messages:
             return await read_newest(limit)
         entry = entry or self._add_page(chat_id)
         version, generation = entry.version, self._generation
         live = self._feed.keep_chat_if_live(chat_id, HOLDER) or self._subscribe(chat_id=chat_id)
-        newest = await read_newest(self.page_messages)
+        newest, resume_id = await read_newest(self.page_messages)
         if live and self._still_valid(entry, version, generation):
             self._entries.move_to_end(entry.key)
             entry.readers.add(user_id)
-            entry.newest, entry.complete = newest, len(newest) < self.page_messages
+            entry.newest, entry.resume_id = newest, resume_id
+            entry.complete = len(newest) < self.page_messages and not resume_id
             entry.version += 1  # a fill that began earlier and ends later may have read older data
             self._resize(entry, _page_size(entry))
-        return newest[:limit]
+        return newest[:limit], resume_id if limit > len(newest) else 0
 
     # What changes it.
 

@@ -12,9 +12,12 @@ if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'password') ~= ARGV[5] then
   return 0
 end
 local now, lifetime, idle = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 -- The value is the absolute end; the TTL is the idle timeout (see touch_session).
+-- Written first: when Redis is full (maxmemory) this first write is refused
+-- and the script stops; after a write that only frees (the ZREMRANGEBYSCORE
+-- below) Redis would let it run on and grow.
 redis.call('SET', KEYS[2], math.floor(now) + lifetime, 'EX', math.min(lifetime, idle))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 -- Scored to the microsecond: the oldest sessions sort first.
 redis.call('ZADD', KEYS[3], now + lifetime, ARGV[1])
 -- The set lives as long as its longest session (a shorter lifetime setting

@@ -23,8 +23,11 @@ end
 -- Built from the stored text, so what it had is kept byte for byte.
 local head = string.match(old, '^({"id":%d+,"sender_id":%d+,"time":"[^"]*",)')
 local new = head .. '"content":' .. ARGV[3] .. ',"edited_at":"' .. time .. '"}'
-redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2])
+-- Added before the old version goes: when Redis is full (maxmemory) this
+-- first write is refused and nothing changes; after a write that only frees
+-- Redis would let the script run on and grow.
 redis.call('ZADD', KEYS[3], ARGV[2], new)
+redis.call('ZREM', KEYS[3], old)
 local _, seq = emit('message_edited', '"message":' .. new, ARGV[2], 'x')
 -- The older events that showed it replay it as it was.
 keep_prior(seq, ARGV[2], old)
