@@ -1,9 +1,14 @@
 """The second user: `GET /api/chats` on a new connection each time, one at a
-time, from an address of its own, timing each answer."""
+time, from an address of its own, timing each answer. It runs in a process
+of its own (`python -m bench.abuse.victim`), so that the attackers' work in
+the tool's process does not slow its measurement down."""
 
+import argparse
 import asyncio
 import dataclasses
+import json
 import statistics
+import sys
 import time
 
 from .http import Server, exchange, request_bytes
@@ -48,8 +53,32 @@ async def measure(server: Server, cookie: str, stop: asyncio.Event) -> Sample:
     return sample
 
 
-async def alone(server: Server, cookie: str, seconds: float) -> Sample:
-    """The victim's figures with nothing else going on."""
+async def _for(server: Server, cookie: str, seconds: float) -> Sample:
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(seconds, stop.set)
     return await measure(server, cookie, stop)
+
+
+async def alone(server: Server, cookie: str, seconds: float) -> Sample:
+    """The victim's figures over `seconds`, measured by a process of its own."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.abuse.victim", server.host, str(server.port), str(seconds),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    output, _ = await process.communicate(cookie.encode())
+    return Sample(**json.loads(output))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.abuse.victim")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("seconds", type=float)
+    args = parser.parse_args()
+    cookie = sys.stdin.read().strip()  # not on the command line: `ps` would show it
+    sample = asyncio.run(_for(Server(args.host, args.port), cookie, args.seconds))
+    print(json.dumps(dataclasses.asdict(sample)))
+
+
+if __name__ == "__main__":
+    main()
