@@ -46,9 +46,13 @@ class LoginHandler(BaseHandler):
             raise BadInput(LOGIN_FAILED) from None
         password = self.arg("password") or ""
         # Holds a place in the limits while bcrypt runs, so concurrent
-        # guesses cannot slip past them; counted once it has failed.
+        # logins cannot slip past them; counted as a failure or a success.
         attempt = await self.storage.limits.login_attempt(name.lower(), self.client_address())
-        session = await self.storage.users.login(name, password)
+        try:
+            session = await self.storage.users.login(name, password)
+        except Exception:
+            await attempt.give_back()  # (bcrypt's queue was full, or Redis failed): neither outcome
+            raise
         if session is None:
             await attempt.count()
             raise BadInput(LOGIN_FAILED)

@@ -117,7 +117,9 @@ def _checked(method):
     async def run(self, *args, **kwargs):
         async with deadline.within(self.config.redis_timeout_secs):
             await self.check_caller()
-            return await method(self, *args, **kwargs)
+            # A user's requests hold at most their share of the Redis pool (storage.fair_share).
+            async with self.storage.fair_share.turn(self.user_id, (deadline.remaining() or 0) / 2):
+                return await method(self, *args, **kwargs)
 
     return run
 

@@ -10,7 +10,7 @@ import redis.exceptions
 from tornado.web import HTTPError
 
 from storage import (
-    BeyondNewest, Conflict, Forbidden, Gone, KeyReused, NameTaken, NotFound, RateLimited, Unavailable,
+    BeyondNewest, Busy, Conflict, Forbidden, Gone, KeyReused, NameTaken, NotFound, RateLimited, Unavailable,
 )  # fmt: skip
 
 from .validation import BadInput
@@ -27,6 +27,7 @@ _EXPECTED_ERRORS = (
     (Conflict, 409, None),
     (Gone, 410, None),
     (KeyReused, 422, None),
+    (Busy, 503, None),  # (a RateLimited: before it)
     (RateLimited, 429, None),
     (Unavailable, 503, UNAVAILABLE),
     (redis.exceptions.ConnectionError, 503, UNAVAILABLE),

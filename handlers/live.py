@@ -9,6 +9,7 @@ import time
 
 import redis.exceptions
 from tornado.ioloop import PeriodicCallback
+from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -161,7 +162,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
                 raise BadInput('unknown op: "send", "resume", "typing" or "watch_presence"')
             if not await self.session_is_valid(fresh=False):
                 return
-            reply = await op(self, request_id, request)
+            async with self.storage.fair_share.turn(self.user_id, self.config.redis_timeout_secs / 2):
+                reply = await op(self, request_id, request)
         except Exception as exc:
             status, message = _describe(exc)
             extra = {"retry_after": exc.retry_after_secs} if isinstance(exc, RateLimited) else {}
@@ -246,6 +248,19 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             self.write_message(data).add_done_callback(lambda f: self._written(size, f))
         except WebSocketClosedError:
             pass
+
+    def write_message(self, message, binary: bool = False):
+        """Tornado's, but an event shared by many sockets (server.fanout)
+        brings its frame, built once, instead of one built per socket."""
+        frame = getattr(message, "websocket_frame", None)
+        connection = self.ws_connection
+        compressed = self.get_compression_options() is not None  # (never so: none is offered)
+        if frame is None or binary or compressed or connection is None or connection.is_closing():
+            return super().write_message(message, binary)
+        try:
+            return connection.stream.write(frame)
+        except StreamClosedError:
+            raise WebSocketClosedError() from None
 
     def _written(self, size: int, future) -> None:
         self._pending_bytes -= size

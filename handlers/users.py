@@ -1,6 +1,7 @@
 """/api/user[/{user_id}]: looking people up, registering, editing and deleting accounts."""
 
 from storage import Conflict, Forbidden
+from storage.users import ALLOW_ADDS
 
 from .auth import RegistrationMixin
 from .base import BaseHandler
@@ -17,23 +18,27 @@ class UserHandler(RegistrationMixin, BaseHandler):
         else:
             user = await self.storage.users.get(self.rules.entity_id(raw_user_id, "user_id"))
         if user["id"] != self.user_id:
-            del user["email"]  # shown to its owner only
+            # Shown to the owner only: a refusal tells others enough of allow_adds.
+            del user["email"], user["allow_adds"]
         self.write_json({"user": user})
 
     async def post(self, _ignored: str | None = None):
         await self.register()
 
     async def put(self, raw_user_id: str | None = None):
-        """Change the caller's own name, email and/or password.
+        """Change the caller's own name, email, password and/or allow_adds.
 
         A new password needs the current one, and ends every other session.
         """
         user_id = self.rules.entity_id(raw_user_id, "user_id")
         name, email, password = self.arg("name"), self.arg("email"), self.arg("password")
-        if name is None and email is None and password is None:
-            raise BadInput("name, email or password is required")
+        allow_adds = self.arg("allow_adds")
+        if name is None and email is None and password is None and allow_adds is None:
+            raise BadInput("name, email, password or allow_adds is required")
         name = None if name is None else self.rules.name(name)
         email = None if email is None else self.rules.email(email)
+        if allow_adds is not None and allow_adds not in ALLOW_ADDS:
+            raise BadInput('allow_adds must be "anyone" or "contacts"')
         current = None
         if password is not None:
             password = self.rules.password(password)
@@ -42,8 +47,8 @@ class UserHandler(RegistrationMixin, BaseHandler):
                 raise BadInput("current_password is required to change the password")
         await self._check_own_account(user_id)
         checked = None if password is None else await self._check_current_password(user_id, current)
-        if name is not None or email is not None:
-            await self.storage.users.update(user_id, name=name, email=email)
+        if name is not None or email is not None or allow_adds is not None:
+            await self.storage.users.update(user_id, name=name, email=email, allow_adds=allow_adds)
         if checked is not None:
             if not await self.storage.users.set_password(user_id, checked, password, self.get_cookie("token")):
                 raise Conflict("the password was changed by another request; try again")
@@ -62,7 +67,11 @@ class UserHandler(RegistrationMixin, BaseHandler):
         as a failed login (a stolen session must not be able to guess it)."""
         name = (await self.storage.users.get(user_id))["name"]
         attempt = await self.storage.limits.login_attempt(name.lower(), self.client_address())
-        checked = await self.storage.users.check_password(user_id, current)
+        try:
+            checked = await self.storage.users.check_password(user_id, current)
+        except Exception:
+            await attempt.give_back()
+            raise
         if checked is None:
             await attempt.count()
             raise Forbidden("current_password is wrong")

@@ -25,7 +25,7 @@ from storage import Storage
 
 from .connection_limits import ConnectionStats, GuardedHTTPServer, connection_cap
 from .hub import Hub
-from .metrics import Metrics
+from .metrics import FairSharingCollector, Metrics
 from .settings import Settings
 from .socket_limits import SocketLimits
 
@@ -34,6 +34,7 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
     """The Tornado application serving the whole API over one storage."""
     deps = {"storage": storage, "settings": settings, "rules": Rules(settings)}
     metrics = Metrics(hub, NotFoundHandler, storage.read_cache)
+    metrics.registry.register(FairSharingCollector(storage, hub))
     # Shared with the HTTP server (make_http_server), which counts connections.
     connection_stats = ConnectionStats()
     metrics.registry.register(connection_stats)

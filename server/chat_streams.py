@@ -13,19 +13,21 @@ from typing import NamedTuple
 
 import orjson
 
+from .fanout import SharedEvent
+
 RECENT_EVENTS = 256  # per chat: events kept to attach a socket without reading the log
 
 
 class Event(NamedTuple):
     seq: int | None  # None: a typing notice (neither numbered nor logged)
-    data: bytes  # exactly as published: encoded once, written to every socket
+    data: SharedEvent  # exactly as published: encoded once, written to every socket
     kind: str
     subject: int | None  # the user a member_added / member_removed is about
 
     @classmethod
     def parse(cls, text: str) -> "Event":
         fields = orjson.loads(text)
-        return cls(fields.get("seq"), text.encode(), fields["type"], fields.get("user_id"))
+        return cls(fields.get("seq"), SharedEvent(text.encode()), fields["type"], fields.get("user_id"))
 
     def removes(self, user_id: int) -> bool:
         return self.kind == "member_removed" and self.subject == user_id

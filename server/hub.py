@@ -7,6 +7,8 @@ members that follow the chat (`Follow`: never an event twice, never one
 before an older one it still owes). What pub/sub did not bring (the
 subscription was down, a socket attached late, a client resumes) is read
 from the chat's log; only what the log cannot serve becomes `resync`.
+Every write to a socket goes through `fanout` (server/fanout.py): in order,
+in slices that let other work run between them.
 """
 
 import asyncio
@@ -20,6 +22,7 @@ from storage import deadline
 from storage.events import encode_event
 
 from .chat_streams import ChatStream, Event, Follow
+from .fanout import Fanout, shared
 from .log_replay import REDIS_FAILED, LogReplay
 from .presence import Presence
 
@@ -36,12 +39,17 @@ class Hub(LogReplay):
     `session_is_valid()`.
     """
 
-    def __init__(self, storage, *, redis_timeout_secs: float = 2.0, presence_ttl_secs: float = 45.0):
+    def __init__(
+        self, storage, *, redis_timeout_secs: float = 2.0, presence_ttl_secs: float = 45.0,
+        fanout_slice_sockets: int = 50,
+    ):  # fmt: skip
         self._storage = storage
         self._feed = feed = storage.feed
         self._timeout = redis_timeout_secs
         self._sockets: dict[int, set] = defaultdict(set)
         self._streams: dict[int, ChatStream] = {}
+        # Every event this hub writes goes through here, in order (see server.fanout).
+        self.fanout = Fanout(slice_sockets=fanout_slice_sockets)
         self.presence = Presence(
             storage, ttl_secs=presence_ttl_secs, redis_timeout_secs=redis_timeout_secs,
             is_open=lambda socket: socket in self._sockets.get(socket.user_id, ()),
@@ -62,6 +70,7 @@ class Hub(LogReplay):
 
     async def stop(self) -> None:
         """Drops this process's presence claims (after close_all)."""
+        self.fanout.stop()
         await self.presence.stop()
 
     @property
@@ -121,7 +130,12 @@ class Hub(LogReplay):
             socket.follows[chat_id] = Follow(since)
             stream.users.add(socket.user_id)
         try:
-            return await self._replay(stream, [socket], since, user_id=socket.user_id, epoch=epoch)
+            position = await self._replay(stream, [socket], since, user_id=socket.user_id, epoch=epoch)
+            # The caller's answer follows the replayed events. (Writes queued
+            # ahead of them are not a storage outage: off the deadline.)
+            async with deadline.excluded():
+                await self.fanout.flushed()
+            return position
         except Exception:
             if tentative:
                 self._unfollow(socket, chat_id)
@@ -215,7 +229,7 @@ class Hub(LogReplay):
         for user_id in stream.users - {event.subject}:
             for socket in self._sockets.get(user_id, ()):
                 if stream.chat_id in socket.follows:
-                    socket.deliver(event.data)
+                    self.fanout.send(event.data, socket)
 
     def _receive(self, stream: ChatStream, event: Event) -> None:
         if stream.seq is not None and event.seq <= stream.seq:
@@ -257,7 +271,7 @@ class Hub(LogReplay):
             follow.held.append(event)
             return False
         follow.cursor = event.seq
-        socket.deliver(event.data)
+        self.fanout.send(event.data, socket)
         if event.removes(socket.user_id):
             self._unfollow(socket, stream.chat_id)
             return True
@@ -278,9 +292,9 @@ class Hub(LogReplay):
             if stream is not None and user_id in stream.users and stream.seq is not None and stream.seq < fields["seq"]:
                 self._catch_up(stream)  # the chat's channel lags or lost it: the removal must land
             return
-        data = text.encode()
+        data = shared(text)
         for socket in list(self._sockets.get(user_id, ())):
-            socket.deliver(data)
+            self.fanout.send(data, socket)
         if kind == "chat_created":
             IOLoop.current().spawn_callback(self._follow_new, user_id, chat_id, 0)
 
@@ -317,9 +331,9 @@ class Hub(LogReplay):
         new = [c for c in positions if not any(c in s.follows for s in sockets)]
         if not new:
             return
-        resync = encode_event("resync").encode()
+        resync = shared(encode_event("resync"))
         for socket in list(sockets):
-            socket.deliver(resync)
+            self.fanout.send(resync, socket)
         for chat_id in new:
             await self._follow_new(user_id, chat_id, positions[chat_id][0])
 

@@ -3,7 +3,7 @@
 A part of the Hub (server/hub.py), kept apart by concern: the hub follows
 chats live; this reads what it missed (a socket attached late, a user just
 added, a client's resume, a lost subscription) and merges it in seq order.
-It uses the hub's `_storage`, `_timeout`, `_sockets`, `_streams` and its
+It uses the hub's `_storage`, `_timeout`, `_sockets`, `_streams`, `fanout` and its
 `_follow`/`_done_with`/`_receive`/`_apply_ready`/`_offer`/`_unfollow`/
 `_release_if_unused`.
 """
@@ -19,6 +19,7 @@ from storage.chat_log import PAGE_MAX_EVENTS
 from storage.events import encode_event
 
 from .chat_streams import ChatStream, Event, Follow
+from .fanout import shared
 
 log = logging.getLogger("chat.live")
 
@@ -76,7 +77,7 @@ class LogReplay:
         for socket, follow in follows:
             for event in events:
                 if follow.wants(event.seq):
-                    socket.deliver(event.data)
+                    self.fanout.send(event.data, socket)
                     if event.removes(socket.user_id):
                         socket.follows.pop(stream.chat_id, None)
                         break
@@ -150,10 +151,10 @@ class LogReplay:
         stream.seq, stream.epoch = seq, epoch
         stream.recent.clear()
         self._apply_ready(stream)
-        resync = encode_event("resync", chat_id=stream.chat_id).encode()
+        resync = shared(encode_event("resync", chat_id=stream.chat_id))
         for user_id in list(stream.users):
             for socket in self._sockets.get(user_id, ()):
                 follow = socket.follows.get(stream.chat_id)
                 if follow is not None:
                     follow.since = follow.cursor = seq
-                    socket.deliver(resync)
+                    self.fanout.send(resync, socket)

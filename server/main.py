@@ -47,7 +47,10 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
     # Not under the start-up timeout: on a large database it takes its time.
     if (found := await storage.upgrade()) < SCHEMA_VERSION:
         log.info("data upgraded from schema %d to %d", found, SCHEMA_VERSION)
-    hub = Hub(storage, redis_timeout_secs=settings.redis_timeout_secs, presence_ttl_secs=settings.presence_ttl_secs)
+    hub = Hub(
+        storage, redis_timeout_secs=settings.redis_timeout_secs, presence_ttl_secs=settings.presence_ttl_secs,
+        fanout_slice_sockets=settings.fanout_slice_sockets,
+    )  # fmt: skip
     storage.start()
     file_limit = raise_file_limit(settings)
     app = make_app(settings, storage, hub)

@@ -73,8 +73,8 @@ class Metrics:
         method = request.method if request.method in KNOWN_METHODS else "other"
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
-        if status == 503:
-            self.redis_errors.labels(_failure_kind()).inc()
+        if status == 503 and (kind := _failure_kind()) != "Busy":  # (a full queue, not Redis: counted apart)
+            self.redis_errors.labels(kind).inc()
         # The path only: the query string may carry form fields (a password).
         _access_level(status)(
             "%s %s %d %.1fms %s", request.method, request.path, status, seconds * 1000, request.remote_ip
@@ -120,6 +120,36 @@ class ReadCacheCollector:
         yield GaugeMetricFamily("chat_read_cache_bytes", "Memory the read cache counts itself at.", value=cache.size)
         yield GaugeMetricFamily("chat_read_cache_entries", "Chat lists and pages held.", value=cache.entry_count)
         yield GaugeMetricFamily("chat_read_cache_limit_bytes", "The cap (--read-cache-mb).", value=cache.max_bytes)
+
+
+class FairSharingCollector:
+    """Refusals of the fair-sharing limits (docs/limits.md), and the fan-out's
+    backlog, read at scrape time."""
+
+    def __init__(self, storage, hub):
+        self._storage = storage
+        self._hub = hub
+
+    def collect(self):
+        yield CounterMetricFamily(
+            "chat_bcrypt_refused", "Logins, registrations and password changes refused: bcrypt's queue was full.",
+            value=self._storage.passwords.refused,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "chat_user_requests_refused",
+            "Requests refused because their user had --requests-per-user others in progress.",
+            value=self._storage.fair_share.refused,
+        )
+        limited = CounterMetricFamily(
+            "chat_rate_limited", "Requests refused by a rate limit (429), by limit.", labels=["limit"]
+        )
+        for limit in ("login_failures", "logins", "registrations", "messages"):
+            limited.add_metric([limit], self._storage.limits.refused[limit])
+        yield limited
+        yield GaugeMetricFamily(
+            "chat_fanout_waiting_writes", "Socket writes of live events queued behind a fan-out slice.",
+            value=self._hub.fanout.waiting,
+        )  # fmt: skip
 
 
 def _routes_by_class(application) -> dict[type, list[tuple[re.Pattern, str]]]:

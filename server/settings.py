@@ -124,6 +124,16 @@ class Settings:
     ws_send_buffer_bytes: int = 64 * 1024
 
     # Limits against abuse (docs/limits.md): fair sharing.
+    # Sockets one slice of an event's fan-out writes before other work runs.
+    fanout_slice_sockets: int = 50
+    # Requests of one user doing Redis work at once, per process; more wait
+    # (at most half their deadline), then answer 503 with Retry-After.
+    requests_per_user: int = 16
+    # Password hashes waiting for a bcrypt thread; past it, 503 with Retry-After.
+    bcrypt_queue: int = 16
+    # Successful logins per name and per address in the login window.
+    logins_per_name: int = 30
+    logins_per_address: int = 300
 
     # Limits against abuse (docs/limits.md): input and operations.
     # A request head (request line and headers) past this closes the connection unanswered.
@@ -153,6 +163,12 @@ class Settings:
         for name in ("messages_per_sec", "redis_timeout_secs"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be above 0")
+        for name in ("fanout_slice_sockets", "requests_per_user", "bcrypt_threads", "logins_per_name",
+                     "logins_per_address"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.bcrypt_queue < 0:
+            raise ValueError("bcrypt_queue must be 0 or more")
         if self.read_cache_mb < 0:
             raise ValueError("read_cache_mb must be 0 or more")
         if not 3 <= self.presence_ttl_secs <= 3600:

@@ -9,6 +9,7 @@ from . import cluster, migrations
 from .chats import ChatStore
 from .errors import (
     BeyondNewest,
+    Busy,
     Conflict,
     Forbidden,
     Gone,
@@ -21,6 +22,7 @@ from .errors import (
 )
 from .chat_log import ChatLog
 from .events import EventFeed
+from .fair_share import FairShare
 from .messages import MessageStore
 from .passwords import PasswordHasher
 from .presence import PresenceStore
@@ -40,6 +42,7 @@ __all__ = [
     "NameTaken",
     "Unavailable",
     "RateLimited",
+    "Busy",
     "KeyReused",
     "Gone",
     "BeyondNewest",
@@ -54,7 +57,10 @@ class Storage:
         self._redis = redis
         self._scripts = scripts = Scripts(redis, chat_log_events=settings.chat_log_events)
         self.feed = EventFeed(redis)
-        self.passwords = PasswordHasher(cost=settings.bcrypt_cost, threads=settings.bcrypt_threads)
+        self.passwords = PasswordHasher(
+            cost=settings.bcrypt_cost, threads=settings.bcrypt_threads, queue=settings.bcrypt_queue
+        )
+        self.fair_share = FairShare(per_user=settings.requests_per_user)
         self.limits = RateLimits(redis, scripts, settings)
         self.read_cache = cache = ReadCache(
             self.feed, max_bytes=settings.read_cache_mb * 2**20, page_messages=settings.history_default_limit

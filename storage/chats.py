@@ -21,7 +21,7 @@ from .errors import Conflict, Forbidden, NotFound
 from .events import encode_event, event_body, publish
 from .read_cache import activity_order
 from .records import new_chat_summary, new_epoch, utc_now_iso
-from .users import is_live
+from .users import ALLOW_ADDS_CONTACTS, is_live
 
 CREATE_LOCK_SECS = 5
 LOCK_WAIT_SECS = 1  # at most half what is left of the deadline: a busy lock is a 409, not a 503
@@ -167,7 +167,9 @@ class ChatStore:
 
     async def _add_member(self, user_id: int, chat_id: int, new_member_id: int | None) -> None:
         indexed = 0
+        accepted = False
         if new_member_id is not None:
+            accepted = await self._accepts_adds(new_member_id, user_id)
             indexed = await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
         try:
             await self._scripts.run_chat(
@@ -177,6 +179,7 @@ class ChatStore:
                 new_member_id or 0,
                 "0" if new_member_id is None else "1",
                 keys.user_events_channel(new_member_id or 0),
+                "1" if accepted else "0",
                 member_id=new_member_id or 0,
             )
         except (NotFound, Forbidden):
@@ -187,6 +190,31 @@ class ChatStore:
         # taken the entry out.
         await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
         await self._undo_if_deleted(new_member_id, chat_id)
+
+    async def _accepts_adds(self, user_id: int, adder_id: int) -> bool:
+        """Whether the user lets `adder_id` add them to chats: their `allow_adds`
+        is "anyone" (or unset), or the two share a chat."""
+        if await self._redis.hget(keys.user_key(user_id), "allow_adds") != ALLOW_ADDS_CONTACTS:
+            return True
+        return await self._share_a_chat(adder_id, user_id)
+
+    async def _share_a_chat(self, first: int, second: int) -> bool:
+        """Whether both users are members of one chat.
+
+        Each user's index is in its own slot (no SINTER on a cluster): the
+        first's chat ids are looked up in the second's index, one command,
+        and each chat found there is confirmed against its member set (the
+        indexes are supersets), until one is.
+        """
+        chat_ids = await self.ids_of(first)
+        if not chat_ids:
+            return False
+        found = await self._redis.smismember(keys.user_chats_key(second), chat_ids)
+        for chat_id in (c for c, indexed in zip(chat_ids, found) if indexed):
+            scores = await self._redis.zmscore(keys.chat_members_key(chat_id), [first, second])
+            if None not in scores:
+                return True
+        return False
 
     async def remove_member(self, user_id: int, chat_id: int, member_id: int) -> None:
         """The owner removes a member, or a member (user_id == member_id) leaves."""

@@ -48,3 +48,8 @@ class BeyondNewest(StorageError):
 class Gone(StorageError):
     """A chat's log cannot serve a catch-up (another epoch, or events trimmed):
     the client must re-read the chat's history."""
+
+
+class Busy(RateLimited):
+    """A resource shared with other users is full for now (bcrypt's queue, the
+    caller's share of Redis): HTTP 503, with `retry_after_secs` as a 429 has."""

@@ -13,7 +13,8 @@ SCHEMA_VERSION_KEY = "schema:version"  # string: the layout version of the data 
 
 
 def user_key(user_id: int) -> str:
-    """Hash: id, name, email, password (bcrypt), created_at."""
+    """Hash: id, name, email, password (bcrypt), created_at, allow_adds ("anyone"
+    or "contacts"; absent: anyone)."""
     return f"user:{{{user_id}}}"
 
 
@@ -170,6 +171,16 @@ def login_failures_by_name_key(folded_name: str) -> str:
 def login_failures_by_address_key(address: str) -> str:
     """Sorted set: failed logins from one client address (an IPv6 /64)."""
     return f"rate:login:addr:{{{address}}}"
+
+
+def logins_by_name_key(folded_name: str) -> str:
+    """Sorted set: successful logins for a case-folded name (as the failures' key)."""
+    return f"rate:login_ok:name:{{{folded_name}}}"
+
+
+def logins_by_address_key(address: str) -> str:
+    """Sorted set: successful logins from one client address."""
+    return f"rate:login_ok:addr:{{{address}}}"
 
 
 def registrations_by_address_key(address: str) -> str:

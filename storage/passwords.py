@@ -2,17 +2,22 @@
 
 The threads run at the lowest CPU priority (Linux: per-thread nice 19), so
 a burst of logins waits for CPU rather than taking it from the event loop
-that serves everyone else.
+that serves everyone else. At most `queue` hashes wait for a thread: past
+that, a login (registration, password change) is refused at once with
+`Busy` rather than queued behind everyone else's.
 """
 
 import asyncio
+import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 
 from . import deadline
+from .errors import Busy
 
 BCRYPT_MAX_BYTES = 72  # bcrypt 5 raises on longer passwords
 _LOWEST_PRIORITY = 19
@@ -26,10 +31,15 @@ def _lower_priority() -> None:
 
 
 class PasswordHasher:
-    def __init__(self, *, cost: int, threads: int):
+    def __init__(self, *, cost: int, threads: int, queue: int):
         self._cost = cost
         self._pool = ThreadPoolExecutor(threads, "bcrypt", initializer=_lower_priority)
+        self._threads = threads
+        self._max_in_flight = threads + queue
+        self._in_flight = 0  # hashes running or waiting for a thread
+        self._hash_secs = 0.25  # how long the last hash took (cost 12 on a common core)
         self._dummy_hash: bytes | None = None
+        self.refused = 0  # hashes refused because the queue was full (for /metrics)
 
     async def hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self._cost)
@@ -54,5 +64,22 @@ class PasswordHasher:
         return self._dummy_hash
 
     async def _run(self, function, *args):
-        async with deadline.excluded():  # a queue of logins is not a storage outage
-            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        if self._in_flight >= self._max_in_flight:
+            self.refused += 1
+            # Roughly when the queue will have moved on by its own length.
+            secs = max(1, math.ceil(self._hash_secs * self._in_flight / self._threads))
+            raise Busy(f"too many logins in progress: try again in {secs} s", secs)
+        self._in_flight += 1
+        try:
+            async with deadline.excluded():  # a queue of logins is not a storage outage
+                return await asyncio.get_running_loop().run_in_executor(self._pool, self._timed, function, *args)
+        finally:
+            self._in_flight -= 1
+
+    def _timed(self, function, *args):
+        """Runs on a bcrypt thread; notes how long a hash takes."""
+        started = time.monotonic()
+        try:
+            return function(*args)
+        finally:
+            self._hash_secs = time.monotonic() - started

@@ -21,6 +21,10 @@ TOKEN_BYTES = 32  # 256 random bits
 MAX_SESSIONS_PER_USER = 100
 # Tries of ending all sessions, which starts over when a login raced it.
 END_ALL_ATTEMPTS = 10
+# Who may add a user to chats (the user hash's `allow_adds`; absent: anyone).
+ALLOW_ADDS_ANYONE = "anyone"
+ALLOW_ADDS_CONTACTS = "contacts"  # only people who share a chat with them
+ALLOW_ADDS = (ALLOW_ADDS_ANYONE, ALLOW_ADDS_CONTACTS)
 
 
 def token_digest(token: str) -> str:
@@ -92,11 +96,13 @@ class UserStore:
         return True
 
     async def get(self, user_id: int) -> dict:
-        """{"id", "name", "email"}; raises NotFound (also while being deleted)."""
-        name, email, deleted_at = await self._redis.hmget(keys.user_key(user_id), "name", "email", "deleted_at")
+        """{"id", "name", "email", "allow_adds"}; raises NotFound (also while being deleted)."""
+        name, email, allow_adds, deleted_at = await self._redis.hmget(
+            keys.user_key(user_id), "name", "email", "allow_adds", "deleted_at"
+        )
         if name is None or deleted_at is not None:
             raise NotFound("user not found")
-        return {"id": user_id, "name": name, "email": email}
+        return {"id": user_id, "name": name, "email": email, "allow_adds": allow_adds or ALLOW_ADDS_ANYONE}
 
     async def find_by_name(self, name: str) -> dict:
         """The user holding a name, compared case-insensitively; raises NotFound."""
@@ -116,8 +122,11 @@ class UserStore:
         found = await pipe.execute()
         return {uid: name for uid, (name, deleted_at) in zip(user_ids, found) if name and not deleted_at}
 
-    async def update(self, user_id: int, *, name: str | None = None, email: str | None = None) -> None:
-        """Changes name and/or email, all or nothing; raises NotFound, NameTaken."""
+    async def update(
+        self, user_id: int, *, name: str | None = None, email: str | None = None, allow_adds: str | None = None
+    ) -> None:
+        """Changes name, email and/or allow_adds (one of ALLOW_ADDS), all or
+        nothing; raises NotFound, NameTaken."""
         old_name = (await self.get(user_id))["name"]
         renamed = name is not None and name.lower() != old_name.lower()
         if renamed:
@@ -132,6 +141,7 @@ class UserStore:
         fields = ["pending_name", ""] if renamed else []
         fields += ["name", name] if name is not None else []
         fields += ["email", email] if email is not None else []
+        fields += ["allow_adds", allow_adds] if allow_adds is not None else []
         await self._update_fields(user_id, *fields)
         if renamed:
             await self._scripts.run("release_name", [keys.name_key(old_name.lower())], [user_id])

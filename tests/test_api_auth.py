@@ -40,7 +40,8 @@ async def test_register_answers_201_with_id_location_and_session(new_client, pat
     assert response.headers["Location"] == "/api/chats"
     assert_session_cookies(response, body["id"])
     client.user_id = body["id"]
-    assert await user_record(client, body["id"]) == {"id": body["id"], "name": name, "email": f"{name}@x.org"}
+    assert await user_record(client, body["id"]) == {"id": body["id"], "name": name, "email": f"{name}@x.org",
+                                                     "allow_adds": "anyone"}  # fmt: skip
 
 
 @pytest.mark.gen_test

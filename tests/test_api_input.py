@@ -183,7 +183,8 @@ async def test_boundary_registration_is_accepted_and_stored_as_sent(new_client, 
     client = new_client()
     response = await client.post("/api/reg", form)
     user_id = assert_ok(response, 201)["id"]
-    assert await user_record(client, user_id) == {"id": user_id, "name": form["name"], "email": form["email"]}
+    assert await user_record(client, user_id) == {"id": user_id, "name": form["name"], "email": form["email"],
+                                                  "allow_adds": "anyone"}  # fmt: skip
     login = await new_client().post("/api/login", {"name": form["name"], "password": form["password"]})
     assert login.code == 200, login
 

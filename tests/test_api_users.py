@@ -35,7 +35,8 @@ async def test_own_record_includes_email_others_do_not(make_user):
     response = await alice.get(f"/api/user/{alice.user_id}")
     assert response.code == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    assert response.json() == {"user": {"id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org"}}
+    assert response.json() == {"user": {"id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org",
+                                        "allow_adds": "anyone"}}  # fmt: skip
     assert (await alice.get(f"/api/user/{bob.user_id}")).json() == {"user": {"id": bob.user_id, "name": bob.name}}
 
 
@@ -46,7 +47,8 @@ async def test_lookup_by_name_ignores_the_path_and_case(make_user, path):
     response = await alice.get(path, params={"name": bob.name.swapcase()})
     assert response.json() == {"user": {"id": bob.user_id, "name": bob.name}}
     own = await alice.get(f"/api/user/{bob.user_id}", params={"name": alice.name})
-    assert own.json()["user"] == {"id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org"}
+    assert own.json()["user"] == {"id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org",
+                                  "allow_adds": "anyone"}  # fmt: skip
 
 
 @pytest.mark.gen_test
@@ -79,7 +81,8 @@ async def test_update_own_name_and_or_email(make_user, form):
     alice, bob = await make_user(), await make_user()
     new_name = unique_name("renamed")
     form = {k: v.format(new=new_name) for k, v in form.items()}
-    expected = {"id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org", **form}
+    expected = {"id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org", "allow_adds": "anyone",
+                **form}  # fmt: skip
 
     response = await alice.put(f"/api/user/{alice.user_id}", form)
     assert assert_ok(response) == {"status": "ok"}
@@ -122,7 +125,7 @@ async def test_rename_to_a_name_someone_else_has_is_400(make_user):
     for taken in (bob.name, bob.name.lower(), bob.name.upper()):
         assert_error(await alice.put(f"/api/user/{alice.user_id}", {"name": taken, "email": "x@y.z"}), 400)
     assert await user_record(alice, alice.user_id) == {
-        "id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org"}
+        "id": alice.user_id, "name": alice.name, "email": f"{alice.name}@example.org", "allow_adds": "anyone"}
     assert (await user_record(alice, bob.user_id))["name"] == bob.name
 
 
@@ -148,7 +151,7 @@ async def test_update_someone_else_is_403_and_unknown_is_404(make_user, new_clie
     assert_error(await alice.put(f"/api/user/{bob.user_id}", {"name": unique_name()}), 403)
     assert_error(await alice.put(f"/api/user/{bob.user_id + 1000}", {"email": "x@y.org"}), 404)
     assert await user_record(bob, bob.user_id) == {"id": bob.user_id, "name": bob.name,
-                                                    "email": f"{bob.name}@example.org"}
+                                                    "email": f"{bob.name}@example.org", "allow_adds": "anyone"}
     assert_error(await alice.put("/api/user/abc", {"email": "x@y.org"}), 400)
 
 

@@ -24,7 +24,8 @@ async def test_register_stores_a_readable_hash_with_bcrypt_password(storage, syn
     assert stored["name"] == "Alice" and stored["email"] == "Alice@example.org"
     assert stored["password"].startswith("$2b$04$") and PASSWORD not in stored["password"]
     assert sync_redis.get("name:alice") == str(user_id)
-    assert await storage.users.get(user_id) == {"id": user_id, "name": "Alice", "email": "Alice@example.org"}
+    assert await storage.users.get(user_id) == {
+        "id": user_id, "name": "Alice", "email": "Alice@example.org", "allow_adds": "anyone"}
 
 
 @pytest.mark.gen_test
