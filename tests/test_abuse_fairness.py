@@ -50,6 +50,7 @@ def assert_retry_later(response, status: int) -> int:
 # Fan-out.
 
 
+@pytest.mark.limits(ws_per_user=400)  # one user's 300 sockets: past the default cap (50)
 @pytest.mark.gen_test(timeout=120)
 async def test_a_fan_out_to_hundreds_of_sockets_is_sliced_in_order_and_others_are_served(
     base_url, make_user, hub
@@ -59,7 +60,8 @@ async def test_a_fan_out_to_hundreds_of_sockets_is_sliced_in_order_and_others_ar
     sockets = []
     for _ in range(30):  # 300 sockets, 10 at a time
         sockets += await asyncio.gather(*(open_socket(base_url, alice.cookies) for _ in range(10)))
-    contents = [f"{index:02d} " + "\x01" * 3990 for index in range(12)]  # each escaped to ~24 kB of JSON
+    # Each escaped to about 16 kB of JSON, just under --content-max-bytes.
+    contents = [f"{index:02d} " + "\x01" * 2700 for index in range(12)]
 
     answered_meanwhile = []  # bob's answers that came while the fan-out still had writes queued
     statuses = []
@@ -181,8 +183,11 @@ async def test_one_users_flood_of_heavy_reads_leaves_another_user_served(redis_u
         alice, bob = ApiClient(client, server.base), ApiClient(client, server.base)
         assert (await alice.register()).code == 201 and (await bob.register()).code == 201
         chat_id = await create_chat(alice)
-        for _ in range(150):  # two at a time (alice's share): a page of 300 messages, 7.2 MB of JSON
-            await asyncio.gather(send(alice, chat_id, "\x01" * 4000), send(alice, chat_id, "\x01" * 4000))
+        # Two at a time (alice's share): 300 messages of 2,700 control characters,
+        # each 16.2 kB of JSON (just under --content-max-bytes), so that every
+        # page is cut at --history-page-max-bytes (1 MB): the heaviest read there is.
+        for _ in range(150):
+            await asyncio.gather(send(alice, chat_id, "\x01" * 2700), send(alice, chat_id, "\x01" * 2700))
 
         async def heavy_read():
             response = await client.fetch(
