@@ -93,7 +93,9 @@ class Seeder:
         yield self.scripts.create_chat, keys.chat_keys(chat_id, owner), create_args
         for member in members:
             key_names, context = self.scripts.chat_context(chat_id, member_id=member)
-            yield self.scripts.add_member, key_names, [owner, *context, member, "1", keys.user_events_channel(member)]
+            # The member exists ("1") and accepts adds from the owner (the last "1").
+            args = [owner, *context, member, "1", keys.user_events_channel(member), "1"]
+            yield self.scripts.add_member, key_names, args
 
     async def send(self, sends: Iterable[tuple[int, int, str]]) -> None:
         """Each (sender, chat, content) through the real send script (numbered,
@@ -122,7 +124,8 @@ class Seeder:
 @contextlib.asynccontextmanager
 async def seeder(redis_url: str, *, bcrypt_cost: int = FAST_BCRYPT_COST) -> AsyncIterator[Seeder]:
     """A Seeder on the Redis at redis_url, closed on the way out."""
-    settings = Settings(bcrypt_cost=bcrypt_cost)
+    # Its registrations run IN_FLIGHT at once: the bcrypt queue must hold them all.
+    settings = Settings(bcrypt_cost=bcrypt_cost, bcrypt_queue=IN_FLIGHT)
     client = make_redis(redis_url, settings)
     storage = make_storage(client, settings)
     try:
