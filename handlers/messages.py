@@ -30,7 +30,7 @@ class ChatHandler(BaseHandler):
         resume = ""
         if page.resume_id is not None:
             resume = f',"next_{"before" if after is None else "after"}":{page.resume_id}'
-        self.write('{"messages":[' + ",".join(page.messages) + "]" + resume + "}")
+        self.write(_page_body(page.messages, resume))
 
     async def post(self, raw_chat_id: str):
         _, sent = await send_message(
@@ -80,3 +80,22 @@ class MessageHandler(BaseHandler):
         chat_id, message_id = self._ids(raw_chat_id, raw_message_id)
         await self.storage.messages.delete(self.user_id, chat_id, message_id)
         self.reply(200)
+
+
+def _page_body(messages: list[str] | list[bytes], resume: str) -> bytes:
+    """A page's answer as one bytes object, made in one join: a page may be
+    1 MB, and each `+` of a piece was one more copy of it (profiled: a third
+    of a large page's CPU). Tornado writes a single chunk without copying it.
+    Messages from Redis are bytes; from the read cache, str (encoded once here)."""
+    text = bool(messages) and isinstance(messages[0], str)
+    comma, parts = ("," if text else b","), ['{"messages":[' if text else b'{"messages":[']
+    for message in messages:
+        parts += (message, comma)
+    if messages:
+        parts.pop()  # the last comma
+    end = f"]{resume}}}"
+    if text:
+        parts.append(end)
+        return "".join(parts).encode()
+    parts.append(end.encode())
+    return b"".join(parts)

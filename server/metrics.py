@@ -140,6 +140,11 @@ class FairSharingCollector:
             "Requests refused because their user had --requests-per-user others in progress.",
             value=self._storage.fair_share.refused,
         )
+        yield CounterMetricFamily(
+            "chat_history_reads_refused",
+            "History reads refused because --history-reads-in-flight others were in progress for too long.",
+            value=self._storage.messages.reads.refused,
+        )
         limited = CounterMetricFamily(
             "chat_rate_limited", "Requests refused by a rate limit (429), by limit.", labels=["limit"]
         )

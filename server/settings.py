@@ -129,6 +129,9 @@ class Settings:
     # Requests of one user doing Redis work at once, per process; more wait
     # (at most half their deadline), then answer 503 with Retry-After.
     requests_per_user: int = 16
+    # History reads from Redis (pages the read cache does not hold) at once,
+    # per process, whoever asks; more wait (at most half their deadline), then 503.
+    history_reads_in_flight: int = 4
     # Password hashes waiting for a bcrypt thread; past it, 503 with Retry-After.
     bcrypt_queue: int = 16
     # Successful logins per name and per address in the login window.
@@ -156,7 +159,7 @@ class Settings:
                         "registrations_per_address", "registration_window_secs", "message_burst",
                         "token_ttl_secs", "token_idle_secs", "idempotency_ttl_secs", "redis_max_connections",
                         "max_body_bytes", "history_default_limit", "history_max_limit", "chat_log_events",
-                        "content_max_bytes", "history_page_max_bytes", "log_lines_per_sec")  # fmt: skip
+                        "content_max_bytes", "history_page_max_bytes", "log_lines_per_sec", "history_reads_in_flight")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

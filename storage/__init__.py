@@ -68,7 +68,7 @@ class Storage:
         self.chats = ChatStore(redis, scripts, cache)
         self.messages = MessageStore(
             scripts, cache, idempotency_ttl_secs=settings.idempotency_ttl_secs,
-            page_max_bytes=settings.history_page_max_bytes,
+            page_max_bytes=settings.history_page_max_bytes, reads_in_flight=settings.history_reads_in_flight,
         )  # fmt: skip
         self.log = ChatLog(redis, scripts)
         self.presence = PresenceStore(redis, scripts)

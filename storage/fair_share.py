@@ -54,14 +54,44 @@ class FairShare:
                 del self._turns[user_id]  # only users with requests in flight are kept
 
     async def _acquire(self, free: asyncio.Semaphore, wait_secs: float) -> None:
-        if not free.locked():
-            await free.acquire()  # (returns at once)
-            return
-        try:
-            async with asyncio.timeout(max(0.0, wait_secs)):
-                await free.acquire()
-        except TimeoutError:
+        if not await _acquired(free, wait_secs):
             self.refused += 1
             raise Busy(
                 f"too many of your requests are in progress: try again in {RETRY_AFTER_SECS} s", RETRY_AFTER_SECS
-            ) from None
+            )
+
+
+class Gate:
+    """At most `size` of one costly kind of work at once in this process,
+    whoever asks (history read from Redis: a page of up to
+    --history-page-max-bytes): the rest wait for a turn, at most `wait_secs`,
+    then are refused with `Busy`. Without it, a crowd of heavy reads (many
+    users, each within their own share) takes the event loop in turns with
+    everything else, and a cheap request waits behind all of them."""
+
+    def __init__(self, *, size: int):
+        self._free = asyncio.Semaphore(size)
+        self.refused = 0  # (for /metrics)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, wait_secs: float):
+        if not await _acquired(self._free, wait_secs):
+            self.refused += 1
+            raise Busy(f"too many large reads are in progress: try again in {RETRY_AFTER_SECS} s", RETRY_AFTER_SECS)
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+async def _acquired(free: asyncio.Semaphore, wait_secs: float) -> bool:
+    """Takes the semaphore, waiting at most `wait_secs`; whether it was taken."""
+    if not free.locked():
+        await free.acquire()  # (returns at once)
+        return True
+    try:
+        async with asyncio.timeout(max(0.0, wait_secs)):
+            await free.acquire()
+    except TimeoutError:
+        return False
+    return True

@@ -101,8 +101,8 @@ async def run_attacks(args, server: Server, seeded: setup.Seeded, log: LogCounte
     ctx = attacks.Context(server, seeded.attacker_cookie, seeded.cookies, seeded.login_names, setup.PASSWORD_OF_SEEDED,
                           seeded.stranger_name, seeded.big_chat, seeded.fanout_chat, seeded.large_chat, scaled, during)  # fmt: skip
     print(f"sizes: {scaled}")
-    print(f"{'attack':<20}{'alone ms':>9}{'during ms':>10}{'ratio':>7}{'timeouts':>9}{'503':>5}{'other':>6}"
-          f"{'warnings/s':>11}  what the attack saw")  # fmt: skip
+    print(f"{'attack':<20}{'alone ms':>9}{'during ms':>10}{'ratio':>7}{'new conn. ms':>13}{'timeouts':>9}{'503':>5}"
+          f"{'other':>6}{'warnings/s':>11}  what the attack saw")  # fmt: skip
     for name in args.only or attacks.ATTACKS:
         before = await victim.alone(server, seeded.victim_cookie, 5.0)
         lines, started = log.lines(), time.monotonic()
@@ -112,7 +112,8 @@ async def run_attacks(args, server: Server, seeded: setup.Seeded, log: LogCounte
         good = (sample.timeouts == sample.unavailable == sample.errors == 0 and ratio <= MEDIAN_RATIO_GOAL
                 and rate <= LOG_LINES_PER_SEC_GOAL and "500" not in str(facts) and not math.isnan(ratio))  # fmt: skip
         ok &= good
-        print(f"{name:<20}{before.median_ms:>9.1f}{sample.median_ms:>10.1f}{ratio:>7.2f}{sample.timeouts:>9}"
+        fresh = f"{before.fresh_median_ms:.1f}/{sample.fresh_median_ms:.1f}"
+        print(f"{name:<20}{before.median_ms:>9.1f}{sample.median_ms:>10.1f}{ratio:>7.2f}{fresh:>13}{sample.timeouts:>9}"
               f"{sample.unavailable:>5}{sample.errors:>6}{rate:>11.1f}  {facts}{'' if good else '  FAILED'}", flush=True)  # fmt: skip
         await asyncio.sleep(2)  # what the attack left behind closes
     return ok
