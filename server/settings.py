@@ -131,7 +131,7 @@ class Settings:
     requests_per_user: int = 16
     # History reads from Redis (pages the read cache does not hold) at once,
     # per process, whoever asks; more wait (at most half their deadline), then 503.
-    history_reads_in_flight: int = 4
+    history_reads_in_flight: int = 2
     # Password hashes waiting for a bcrypt thread; past it, 503 with Retry-After.
     bcrypt_queue: int = 16
     # Successful logins per name and per address in the login window.

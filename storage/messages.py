@@ -33,7 +33,7 @@ def _digest(text: str) -> str:
 
 class MessageStore:
     def __init__(
-        self, scripts, cache, *, idempotency_ttl_secs: int, page_max_bytes: int = 1024 * 1024, reads_in_flight: int = 4
+        self, scripts, cache, *, idempotency_ttl_secs: int, page_max_bytes: int = 1024 * 1024, reads_in_flight: int = 2
     ):
         self._scripts = scripts
         self.reads = Gate(size=reads_in_flight)  # history read from Redis (see fair_share.Gate)
