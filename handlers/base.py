@@ -46,8 +46,8 @@ class ApiMixin:
 
     async def authenticate(self, *, fresh: bool = False) -> int:
         """The user id of a valid session from the cookies, else HTTP 401;
-        `fresh` asks Redis rather than the process's session cache."""
-        self.check_cookie_size()
+        `fresh` asks Redis rather than the process's session cache. (The
+        Cookie header's size is checked before, in each handler's prepare().)"""
         session = self.rules.session(self.get_cookie("user_id"), self.get_cookie("token"))
         if session is None:
             raise HTTPError(401)

@@ -51,6 +51,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
     async def prepare(self):
         # Before the upgrade: no valid session, no socket (a JSON 401).
         self._check_method()
+        self.check_cookie_size()
         # Asks Redis, not the session cache: a socket lives long, and a Redis
         # that does not answer must be a 503 now, not a socket that never works.
         self.user_id = await self.authenticate(fresh=True)
