@@ -34,8 +34,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(command: list[str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(command, cwd=REPO)
+def start(command: list[str], port: int, **popen) -> subprocess.Popen:
+    """Starts `command` (Popen's `popen` options too) and waits until it accepts on `port`."""
+    process = subprocess.Popen(command, cwd=REPO, **popen)
     deadline = time.monotonic() + 30
     while True:
         try:

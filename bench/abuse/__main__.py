@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import math
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,8 +18,7 @@ from pathlib import Path
 
 from server.embedded_redis import EmbeddedRedis
 
-from .. import REPO
-from ..__main__ import free_port
+from ..__main__ import free_port, start
 from ..seeding import upgrade
 from . import attacks, setup, victim
 from .http import Server
@@ -66,29 +64,15 @@ async def run(args: argparse.Namespace, redis_url: str, log_path: Path) -> bool:
     await upgrade(redis_url)
     port = free_port()
     with open(log_path, "wb") as log:
-        server_process = subprocess.Popen([sys.executable, "run.py", "--port", str(port), "--redis-url", redis_url],
-                                          cwd=REPO, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        server_process = start([sys.executable, "run.py", "--port", str(port), "--redis-url", redis_url], port,
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        start_wait(port, server_process)
         server = Server("127.0.0.1", port)
         print("the big page:", await setup.fill_big_page(server, seeded), flush=True)
         return await run_attacks(args, server, seeded, LogCounter(log_path))
     finally:
         server_process.terminate()
         server_process.wait()
-
-
-def start_wait(port: int, process: subprocess.Popen) -> None:
-    """Waits until the server answers on the port."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise RuntimeError("the server did not start")
 
 
 async def run_attacks(args, server: Server, seeded: setup.Seeded, log: LogCounter) -> bool:
