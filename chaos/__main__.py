@@ -102,7 +102,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> bool:
             raise RuntimeError(f"sockets did not open: {behind}")
         faults = Faults(service, rng, cluster)
         order = schedule(faults.kinds, args.seconds, rng)
-        print(f"{len(users)} users in {len(readers)} chats; {args.seconds:.0f} s of load, faults: {' '.join(order)}",
+        print(f"{len(users)} users in {len(readers)} chats; {args.seconds:.0f} s of load; faults planned, in order, as time allows: {' '.join(order)}",
               flush=True)  # fmt: skip
         ledger.started = time.monotonic()
         until = ledger.started + args.seconds

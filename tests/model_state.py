@@ -1,6 +1,6 @@
 """The in-memory model behind tests/test_model.py: users, chats, messages
 (with their edits) and read markers as plain Python, changed the way the
-README says the API changes them."""
+API reference (docs/api.md) says the API changes them."""
 
 from dataclasses import dataclass, field
 
@@ -107,7 +107,7 @@ class Model:
     def refusal(self, actor: User, chat: Chat) -> int | None:
         """The status refusing the actor anything in the chat, else None.
 
-        The order is the README's: session (401), chat (404), membership (403).
+        The order is docs/api.md's (Conventions): session (401), chat (404), membership (403).
         """
         if actor.deleted:
             return 401
