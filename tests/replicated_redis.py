@@ -51,6 +51,19 @@ def stopped(topology, port: int):
         os.kill(process.pid, signal.SIGCONT)
 
 
+@contextlib.contextmanager
+def cut_off(topology, replica: int):
+    """The replica stopped (SIGSTOP) and its master's link to it closed for
+    the duration of the body: what the master writes meanwhile goes nowhere
+    but its backlog. (Stopped alone, the replica would still find in its
+    socket's kernel buffer what the master sent while it was stopped.)"""
+    (master,) = [state for state in topology.master_ports() if replica in topology.replicas_of(state)]
+    with stopped(topology, replica):
+        with node(master) as client:
+            client.client_kill_filter(_type="replica")
+        yield
+
+
 def wait_link_up(port: int, timeout_secs: float = START_TIMEOUT_SECS) -> None:
     """Until the replica on `port` has loaded its master's data and follows it live."""
     deadline = time.monotonic() + timeout_secs
@@ -65,7 +78,8 @@ def wait_link_up(port: int, timeout_secs: float = START_TIMEOUT_SECS) -> None:
 class ReplicaPair:
     """A redis-server master and one replica on loopback, nothing persisted.
     Shaped like LocalCluster where the tests use it: `url`, `ports`,
-    `processes`, `master_of(key)`, `replicas_of(port)`, `master_ports()`."""
+    `processes`, `master_of(key)`, `replicas_of(port)`, `master_ports()`,
+    `kill(port)`; and `promote(port)`, which a cluster does by itself."""
 
     def __init__(self, data_dir: str):
         self.data_dir = Path(data_dir)
@@ -98,6 +112,12 @@ class ReplicaPair:
 
     def replicas_of(self, port: int) -> list[int]:
         return [p for p in self.ports if p != port] if port == self.master else []
+
+    def kill(self, port: int) -> None:
+        """SIGKILLs one node: what it had not sent its replica is lost."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait()
 
     def promote(self, port: int) -> None:
         """The replica on `port` becomes the master (what Sentinel would do), the other node forgotten."""
