@@ -139,11 +139,11 @@ class WaitingRedisCluster(redis.asyncio.RedisCluster):
         async with self._in_flight:
             return await super().mget_nonatomic(keys, *args)
 
-    async def execute_pipeline(self, pipe):
-        """Runs a pipeline of this client (storage.cluster.run_per_group),
-        counted as one command like mget_nonatomic."""
+    async def execute_pipeline(self, pipe, **options):
+        """Runs a pipeline of this client (storage.cluster.run_per_group,
+        storage.replication), counted as one command like mget_nonatomic."""
         async with self._in_flight:
-            return await pipe.execute()
+            return await pipe.execute(**options)
 
 
 def _keepalive(url: str) -> dict:

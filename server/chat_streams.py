@@ -71,6 +71,16 @@ class ChatStream:
             return None
         return missed
 
+    def replaced(self, event: Event) -> bool:
+        """Whether a recent event of the same seq differs from this one (a
+        failover's new master numbered new events like lost ones; see
+        chat_prelude.lua's `emit`). Too old to be in memory: False."""
+        offset = self.seq - event.seq
+        if offset >= len(self.recent):
+            return False
+        kept = self.recent[-1 - offset]
+        return kept.seq == event.seq and kept.data != event.data
+
     def take_ready(self) -> list[Event]:
         """The pending events that now follow on in order (and drops stale ones)."""
         for seq in [s for s in self.pending if s <= self.seq]:

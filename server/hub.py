@@ -233,6 +233,11 @@ class Hub(LogReplay):
 
     def _receive(self, stream: ChatStream, event: Event) -> None:
         if stream.seq is not None and event.seq <= stream.seq:
+            if stream.replaced(event):
+                # Not the event applied under that seq: after a failover that
+                # lost the log's newest events, the new master went on under
+                # a new epoch. The catch-up finds out (Gone) and resyncs.
+                self._catch_up(stream)
             return  # had it already (live and from the log)
         if stream.seq is None or event.seq > stream.seq + 1:
             stream.pending[event.seq] = event

@@ -44,6 +44,11 @@ async def serve(settings: Settings, redis_url: str, embedded: EmbeddedRedis | No
         await client.ping()  # fail at start, not on the first request
         storage = make_storage(client, settings)
         await storage.prepare()
+        wanted = settings.redis_wait_replicas
+        if wanted and (found := await storage.replicas.connected_replicas()) < wanted:
+            # Not refused: the replicas may be on their way back (a restart during an incident).
+            log.warning("--redis-wait-replicas %d, but a master has %d replicas connected: writes answer 503"
+                        " until enough are", wanted, found)  # fmt: skip
     # Not under the start-up timeout: on a large database it takes its time.
     if (found := await storage.upgrade()) < SCHEMA_VERSION:
         log.info("data upgraded from schema %d to %d", found, SCHEMA_VERSION)

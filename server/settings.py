@@ -97,6 +97,13 @@ class Settings:
     # Redis client.
     redis_max_connections: int = 64
     redis_timeout_secs: float = 2.0
+    # Replicas that must confirm every write the API acknowledges (Redis WAIT,
+    # within the request's deadline; fewer: 503). 0: none (replication is
+    # asynchronous). Above the replicas a master has, every such write is a
+    # 503: the embedded Redis has none, so it refuses to start; against
+    # another Redis the service starts and logs a warning (replicas may be
+    # on their way back).
+    redis_wait_replicas: int = 0
 
     # On SIGTERM/SIGINT: how long requests in flight and closing WebSockets may take.
     shutdown_grace_secs: float = 10.0
@@ -172,6 +179,10 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.bcrypt_queue < 0:
             raise ValueError("bcrypt_queue must be 0 or more")
+        if self.redis_wait_replicas < 0:
+            raise ValueError("redis_wait_replicas must be 0 or more")
+        if self.redis_wait_replicas and not self.redis_url:
+            raise ValueError("redis_wait_replicas needs a Redis with replicas (--redis-url): the embedded one has none")
         if self.read_cache_mb < 0:
             raise ValueError("read_cache_mb must be 0 or more")
         if not 3 <= self.presence_ttl_secs <= 3600:

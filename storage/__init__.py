@@ -28,6 +28,7 @@ from .passwords import PasswordHasher
 from .presence import PresenceStore
 from .rate_limits import RateLimits
 from .read_cache import ReadCache
+from .replication import ReplicaWait
 from .scripts import Scripts
 from .session_cache import SessionCache
 from .socket_counts import SocketCounts
@@ -55,7 +56,8 @@ class Storage:
     def __init__(self, redis, settings):
         """`settings`: the service's Settings (any object with the same fields)."""
         self._redis = redis
-        self._scripts = scripts = Scripts(redis, chat_log_events=settings.chat_log_events)
+        self.replicas = ReplicaWait(redis, settings.redis_wait_replicas, timeout_secs=settings.redis_timeout_secs)
+        self._scripts = scripts = Scripts(redis, chat_log_events=settings.chat_log_events, replicas=self.replicas)
         self.feed = EventFeed(redis)
         self.passwords = PasswordHasher(
             cost=settings.bcrypt_cost, threads=settings.bcrypt_threads, queue=settings.bcrypt_queue

@@ -187,8 +187,9 @@ class ChatStore:
                 await self._unindex(new_member_id, chat_id)
             raise
         # Again after the script: a leave racing with this add may have just
-        # taken the entry out.
-        await self._redis.sadd(keys.user_chats_key(new_member_id), chat_id)
+        # taken the entry out. (Waited for, with --redis-wait-replicas: the
+        # index must not lack the chat after a failover.)
+        await self._scripts.write("SADD", keys.user_chats_key(new_member_id), chat_id)
         await self._undo_if_deleted(new_member_id, chat_id)
 
     async def _accepts_adds(self, user_id: int, adder_id: int) -> bool:
@@ -258,7 +259,7 @@ class ChatStore:
         await self._scripts.run("created_index", keys.created_index_keys(user_id), ["forget", chat_id])
         await self._redis.srem(keys.user_chats_key(user_id), chat_id)
         if await self._redis.zscore(keys.chat_members_key(chat_id), user_id) is not None:
-            await self._redis.sadd(keys.user_chats_key(user_id), chat_id)
+            await self._scripts.write("SADD", keys.user_chats_key(user_id), chat_id)
 
     async def _undo_if_deleted(self, user_id: int, chat_id: int) -> None:
         """If the account's deletion began while the user was put into this chat,

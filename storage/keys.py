@@ -66,7 +66,10 @@ def name_key(folded_name: str) -> str:
 
 def chat_key(chat_id: int) -> str:
     """Hash: id, title, owner_id, creator_id, created_at, last_message_id, last_message_time, join_seq,
-    log_seq (the last event number handed out), log_epoch."""
+    log_seq (the last event number handed out), log_epoch, log_replid (the
+    replication id of the node that last wrote the log: an event written on
+    a node with another one, or without it, starts a new epoch first; see
+    lua/chat_prelude.lua's `emit`)."""
     return f"chat:{{{chat_id}}}"
 
 

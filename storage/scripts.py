@@ -4,6 +4,7 @@ Every chat script starts with `lua/chat_prelude.lua` (the chat exists, the
 actor is a member) and answers `{status, ...}`: 'ok' or the name of an error.
 """
 
+import functools
 from pathlib import Path
 
 import redis.exceptions
@@ -11,6 +12,7 @@ from redis.client import NEVER_DECODE
 
 from . import keys
 from .errors import BeyondNewest, Conflict, Forbidden, Gone, KeyReused, NotFound
+from .replication import ReplicaWait
 
 _LUA_DIR = Path(__file__).with_name("lua")
 # Each script and the files it is made of, in order. A chat script starts
@@ -51,6 +53,16 @@ _SCRIPTS = {
     "presence_depart": ("presence_depart",),
     "claim_socket": ("claim_socket",),
 }
+# Scripts whose writes the API acknowledges: with --redis-wait-replicas N,
+# each waits for N replicas (storage.replication). The others either only
+# read, or write what may be lost in a failover without lying to anyone:
+# rate-limit counters, presence, socket counts, typing notices, a session's
+# idle renewal (touch_session), and the migrations' steps at start.
+REPLICATED = frozenset({
+    "send_message", "edit_message", "delete_message", "mark_read", "rename_chat", "add_member", "remove_member",
+    "create_chat", "created_index", "create_user", "claim_name", "release_name", "update_user", "set_password",
+    "create_session", "end_sessions",
+})  # fmt: skip
 _STATUS_ERRORS = {
     "not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict, "key_reused": KeyReused, "gone": Gone,
     "beyond_newest": BeyondNewest,
@@ -64,9 +76,11 @@ def _source(name: str) -> str:
 class Scripts:
     """The registered scripts of one Redis client, one attribute per script."""
 
-    def __init__(self, redis, *, chat_log_events: int = 10_000):
+    def __init__(self, redis, *, chat_log_events: int = 10_000, replicas: ReplicaWait | None = None):
+        """`replicas`: how acknowledged writes wait for replicas (None or 0: they do not)."""
         self._redis = redis
         self.chat_log_events = chat_log_events
+        self._replicas = replicas if replicas is not None and replicas.replicas > 0 else None
         # SPUBLISH on a Redis 7 cluster (see use_shard_channels), else PUBLISH.
         self.publish_command = "PUBLISH"
         for name, parts in _SCRIPTS.items():
@@ -91,18 +105,29 @@ class Scripts:
         script = getattr(self, name)
         command = ("EVALSHA", script.sha, len(key_names), *key_names, *args)
         options = {NEVER_DECODE: True} if raw else {}
+        if self._replicas is not None and name in REPLICATED:
+            execute = functools.partial(self._replicas.execute, key=key_names[0])
+        else:
+            execute = self._redis.execute_command
         try:
             try:
-                return await self._redis.execute_command(*command, **options)
+                return await execute(*command, **options)
             except redis.exceptions.NoScriptError:
                 await self._redis.script_load(script.script)
-                return await self._redis.execute_command(*command, **options)
+                return await execute(*command, **options)
         except redis.exceptions.ResponseError as exc:
             # A script's OOM arrives wrapped as a generic script error; give it
             # the class a plain command's OOM has, so callers see one kind.
             if "-OOM " in str(exc):
                 raise redis.exceptions.OutOfMemoryError(str(exc)) from exc
             raise
+
+    async def write(self, command: str, key: str, *args):
+        """Runs a plain write command on `key` (its first) that the API
+        acknowledges: with --redis-wait-replicas, it waits as the REPLICATED scripts."""
+        if self._replicas is None:
+            return await self._redis.execute_command(command, key, *args)
+        return await self._replicas.execute(command, key, *args, key=key)
 
     async def run_chat(
         self, name: str, chat_id: int, actor_id: int, *args, member_id: int | None = None, extra_key: str | None = None,

@@ -154,11 +154,11 @@ class UserStore:
         with the deletion undoes itself (see ChatStore).
         """
         name = (await self.get(user_id))["name"]
-        await self._redis.hset(keys.user_key(user_id), "deleted_at", utc_now_iso())
+        await self._scripts.write("HSET", keys.user_key(user_id), "deleted_at", utc_now_iso())
         await self.end_all_sessions(user_id)
         await self._chats.leave_all(user_id)
-        await self._redis.delete(
-            keys.user_key(user_id), keys.user_chats_key(user_id), *keys.created_index_keys(user_id),
+        await self._scripts.write(
+            "DEL", keys.user_key(user_id), keys.user_chats_key(user_id), *keys.created_index_keys(user_id),
             keys.user_sessions_key(user_id),
         )
         await self._scripts.run("release_name", [keys.name_key(name.lower())], [user_id])

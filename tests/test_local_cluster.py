@@ -2,6 +2,7 @@
 runs on: real masters sharing every slot, reached through redis-py's RedisCluster."""
 
 import socket
+import time
 
 import pytest
 import redis
@@ -148,3 +149,52 @@ def test_a_port_taken_before_its_node_binds_it_is_given_up_for_another(tmp_path,
                 assert client.set("k", 1)  # one master serves every slot
         finally:
             single.stop()
+
+
+def test_replicas_formed_without_redis_cli_follow_their_masters(tmp_path):
+    formed = LocalCluster(str(tmp_path), masters=1, replicas=1, use_redis_cli=False)
+    formed.start()
+    try:
+        (master,) = formed.master_ports()
+        assert formed.replicas_of(master) == [port for port in formed.ports if port != master]
+        with node(master) as client:
+            client.set("k", "v")
+            assert client.execute_command("WAIT", 1, 5000) == 1
+        with node(formed.replicas_of(master)[0]) as replica:
+            replica.execute_command("READONLY")  # else a cluster replica answers MOVED
+            assert replica.get("k") == "v"  # copied, and read where it is kept
+    finally:
+        formed.stop()
+
+
+def test_a_killed_master_is_replaced_by_its_replica_and_rejoins_as_a_replica(tmp_path):
+    cluster = LocalCluster(str(tmp_path), masters=3, replicas=1)
+    cluster.start()
+    try:
+        states = cluster.nodes()
+        assert len(states) == 6 and sorted(cluster.master_ports()) == sorted(s.port for s in states if s.slots)
+        assert all(len(cluster.replicas_of(port)) == 1 for port in cluster.master_ports())
+        victim = cluster.master_of("chat:{7}")
+        assert victim == cluster.master_of(key_slot(b"chat:{7}"))
+        (heir,) = cluster.replicas_of(victim)
+        with node(victim) as client:
+            client.set("chat:{7}", "kept")
+            assert client.execute_command("WAIT", 1, 5000) == 1  # the replica has it before the kill
+
+        cluster.kill(victim)
+        started = time.monotonic()
+        cluster.wait_until_ok(timeout_secs=cluster.node_timeout_ms / 1000 + 20)
+        assert time.monotonic() - started < cluster.node_timeout_ms / 1000 + 20
+        assert cluster.master_of("chat:{7}") == heir
+        with node(heir) as client:
+            assert client.get("chat:{7}") == "kept"  # served by the promoted replica itself
+
+        cluster.restart(victim)
+        cluster.wait_until_ok()
+        rejoined = next(state for state in cluster.nodes() if state.port == victim)
+        assert (rejoined.role, rejoined.master_port, rejoined.slots) == ("replica", heir, ())
+        with node(victim) as replica:
+            replica.execute_command("READONLY")
+            assert replica.get("chat:{7}") == "kept"  # copied back from the new master
+    finally:
+        cluster.stop()

@@ -107,7 +107,7 @@ async def test_upgrading_old_chats_loses_nothing_and_starts_their_logs_at_zero(b
     epochs = {}
     for chat_id, old in old_hashes.items():
         now = sync_redis.hgetall(keys.chat_key(chat_id))
-        new_fields = ("log_seq", "log_epoch", "read_markers", "creator_id")
+        new_fields = ("log_seq", "log_epoch", "log_replid", "read_markers", "creator_id")
         assert {k: v for k, v in now.items() if k not in new_fields} == old
         assert now["log_seq"] == "0" and now["log_epoch"] and now["read_markers"] == "1", now
         assert now["creator_id"] == old["owner_id"]  # schema 4: the owner stands in for the creator
