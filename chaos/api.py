@@ -4,7 +4,8 @@ import json
 import time
 from http.cookies import SimpleCookie
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.iostream import StreamClosedError
 
 from .ledger import NO_ANSWER, Ledger
 
@@ -35,7 +36,7 @@ class Api:
         sent = time.monotonic()
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except OSError:
+        except (OSError, HTTPClientError, StreamClosedError):  # raise_error=False covers only HTTP statuses
             response = None
         status = NO_ANSWER if response is None or response.code == 599 else response.code
         what = f"{method} {what or path}"

@@ -117,12 +117,12 @@ class Faults:
     def _clients_of_masters(self) -> list[aioredis.Redis]:
         if self.cluster is None:
             return self.service.redis_clients()
-        return [aioredis.Redis(port=port, socket_timeout=2) for port in self.cluster.master_ports()]
+        return [aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=2) for port in self.cluster.master_ports()]
 
     def _clients_of_all_nodes(self) -> list[aioredis.Redis]:
         if self.cluster is None:
             return self.service.redis_clients()
-        return [aioredis.Redis(port=port, socket_timeout=2) for port in self.cluster.ports]
+        return [aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=2) for port in self.cluster.ports]
 
     @staticmethod
     async def _pid_of(client: aioredis.Redis) -> int | None:
