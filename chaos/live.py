@@ -101,6 +101,7 @@ class Live:
         self.generation += 1
         self.ready.set()
         for chat_id, stream in self.streams.items():
+            stream.note("ready")
             if not stream.resyncing:
                 frame = {"op": "resume", "chat_id": chat_id, "since": stream.seq, "epoch": stream.epoch,
                          "request_id": f"resume:{chat_id}"}  # fmt: skip
@@ -109,6 +110,9 @@ class Live:
             self._handle(json.loads(raw))
 
     def _lost(self) -> None:
+        if self.ready.is_set():
+            for stream in self.streams.values():
+                stream.note("lost")
         self.ready.clear()
         self.resumed.clear()
         for future in self.pending.values():
@@ -127,6 +131,9 @@ class Live:
                 self.pending[request_id].set_result(event)
         elif kind == "resync":
             for chat_id in [event["chat_id"]] if "chat_id" in event else list(self.streams):
+                if chat_id in self.streams:
+                    self.streams[chat_id].note("resync-event")
+            for chat_id in [event["chat_id"]] if "chat_id" in event else list(self.streams):
                 self._resync(chat_id)
 
     def _resume_answer(self, chat_id: int, event: dict) -> None:
@@ -135,6 +142,7 @@ class Live:
             stream.on_resume_ack(event["seq"], event["epoch"])
             self.resumed.add(chat_id)
         elif event.get("status") == 410:
+            stream.note("410")
             self._resync(chat_id)
         else:
             self.ledger.problem("other", f"{self.name} chat {chat_id}: resume answered {event}")

@@ -27,11 +27,16 @@ def print_report(title: str, seconds: float, ledger: Ledger, windows: list[Windo
     print(f"{'fault':<14} {'injected':>8} {'longest outage':>15}  (no good answer from any client)")
     for kind, count in sorted(kinds.items()):
         print(f"{kind:<14} {count:>8} {findings.outages.get(kind, 0.0):>13.2f} s")
+    for window in windows:
+        print(f"  at {window.start - ledger.started:6.1f} s: {window.kind}, {window.detail}; "
+              f"served again after {window.end - window.start:.1f} s")  # fmt: skip
     print("audit:")
     for kind in FAILING:
         print(f"  {kind:<20} {findings.counts.get(kind, 0):>6}")
         for example in findings.examples.get(kind, [])[:EXAMPLES_SHOWN]:
             print(f"      {example}")
+    for kind in sorted(findings.counts.keys() - set(FAILING)):
+        print(f"  {kind:<20} {findings.counts[kind]:>6}  (reported, not a failure)")
     passed = not any(findings.counts.get(kind) for kind in FAILING)
     print("RESULT:", "PASS: nothing acknowledged was lost, nothing duplicated, no gap, no 500"
           if passed else "FAIL")  # fmt: skip

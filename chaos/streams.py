@@ -1,7 +1,11 @@
 """One socket's view of one chat's events, checked as they arrive: in `seq`
 order, none twice, none missing, and no (epoch, seq) naming two events."""
 
+from collections import deque
+
 from .ledger import Ledger
+
+TRACE_LENGTH = 16  # what a problem report shows of how the stream got there
 
 
 def identity(event: dict) -> tuple:
@@ -41,31 +45,41 @@ class ChatStream:
         self.epoch = epoch
         self.floor = seq  # events at or below it came with a re-read: late copies are dropped
         self.held: list[dict] | None = None
+        self.trace: deque[str] = deque(maxlen=TRACE_LENGTH)
+
+    def note(self, what: str) -> None:
+        self.trace.append(what)
+
+    def _problem(self, kind: str, text: str) -> None:
+        self.ledger.problem(kind, f"{self.who} chat {self.chat_id}: {text}; before: {' '.join(self.trace)}")
 
     @property
     def resyncing(self) -> bool:
         return self.held is not None
 
     def on_event(self, event: dict) -> None:
+        self.note(f"{event['seq']}{'h' if self.held is not None else ''}")
         if self.held is not None:
             self.held.append(event)
         else:
             self._take(event)
 
     def on_resume_ack(self, seq: int, epoch: str) -> None:
+        self.note(f"ack:{seq}")
         if epoch != self.epoch:
-            self.ledger.problem("other", f"{self.who} chat {self.chat_id}: resumed in epoch {self.epoch}, acked in {epoch}")
+            self._problem("other", f"resumed in epoch {self.epoch}, acked in {epoch}")
         elif seq < self.seq:
-            self.ledger.problem("seq reused", f"{self.who} chat {self.chat_id}: the log went back from seq {self.seq} to {seq} "
-                                f"within epoch {epoch}")  # fmt: skip
+            self._problem("seq reused", f"the log went back from seq {self.seq} to {seq} within epoch {epoch}")
 
     def begin_resync(self) -> None:
+        self.note("resync")
         if self.held is None:
             self.held = []
             self.ledger.resyncs += 1
 
     def end_resync(self, seq: int, epoch: str) -> None:
         """The chat was re-read at `seq` of `epoch`: go on from there."""
+        self.note(f"reread:{seq}")
         held, self.held = self.held or [], None
         self.seq, self.epoch, self.floor = seq, epoch, seq
         for event in held:
@@ -76,10 +90,10 @@ class ChatStream:
         if seq <= self.floor and self.seq == self.floor:
             return  # a live copy of an event the re-read already covered
         if seq <= self.seq:
-            self.ledger.problem("twice", f"{self.who} chat {self.chat_id}: seq {seq} again (had {self.seq})")
+            self._problem("twice", f"seq {seq} again (had {self.seq})")
             return
         if seq > self.seq + 1:
-            self.ledger.problem("gap", f"{self.who} chat {self.chat_id}: seq {self.seq + 1}..{seq - 1} missing before {seq}")
+            self._problem("gap", f"seq {self.seq + 1}..{seq - 1} missing before {seq}")
         self.seq = seq
         self.ledger.events_delivered += 1
         self.ledger.saw(self.chat_id, self.epoch, seq, identity(event), self.who)
