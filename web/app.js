@@ -163,7 +163,10 @@ function chatEvent(event) {
     if (event.chat_id !== undefined && event.seq !== undefined) refreshChats();
     return;
   }
-  if (event.type === "message") conversation.stopTyping(chat.id, event.message.sender_id);
+  if (event.type === "message") {
+    conversation.stopTyping(chat.id, event.message.sender_id);
+    lookUpNames([event.message.sender_id]);
+  }
   if (event.type === "message_deleted" && !chat.loaded) refreshChats(); // the list's "last message" may be older
   if (chat.id === conversation.chatId) {
     conversation.render();
@@ -262,6 +265,8 @@ function wirePage() {
   setUnauthorizedHandler(() => {
     if (!$("chat-view").hidden) loggedOut();
   });
+  // A new attempt at anything puts the last error away.
+  document.addEventListener("submit", () => ($("error").hidden = true), true);
   $("auth-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const [name, password, email] = ["auth-name", "auth-password", "auth-email"].map((id) => $(id).value);

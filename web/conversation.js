@@ -75,6 +75,7 @@ export class Conversation {
 
   /** Reads the newest page again (on opening, and after the log lost track). */
   async loadNewest(chatId) {
+    this.store.loading(chatId);
     try {
       const page = await api.history(chatId, { limit: PAGE_SIZE });
       this.store.mergePage(chatId, page.messages);

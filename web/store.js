@@ -52,6 +52,13 @@ export class Store {
       if (ids.length) chat.oldest = Math.min(chat.oldest ?? Infinity, ...ids);
     }
     chat.loaded = true;
+    chat.loading = false;
+  }
+
+  /** A history read starts: from now on the chat's events are held too. */
+  loading(chatId) {
+    const chat = this.chats.get(chatId);
+    if (chat) chat.loading = true;
   }
 
   /** Forgets a chat's messages (before re-reading them). */
@@ -61,11 +68,14 @@ export class Store {
     chat.messages.clear();
     chat.deleted.clear();
     chat.loaded = false;
+    chat.loading = false;
     chat.oldest = null;
     chat.complete = false;
   }
 
-  /** Applies a chat event; returns the chat it changed, if the client holds it. */
+  /** Applies a chat event; returns the chat it changed, if the client holds it.
+   * Messages are held only for chats read (or being read) from history: the
+   * others keep their summary, and their history is read when opened. */
   apply(event) {
     const chat = this.chats.get(event.chat_id);
     if (!chat) return null;
@@ -74,7 +84,7 @@ export class Store {
         this.received(chat, event.message);
         break;
       case "message_edited":
-        if (!chat.deleted.has(event.message.id)) chat.messages.set(event.message.id, event.message);
+        if (holds(chat) && !chat.deleted.has(event.message.id)) chat.messages.set(event.message.id, event.message);
         if (event.message.id === chat.last_message_id) {
           chat.last_message = event.message.content;
           chat.last_message_edited_at = event.message.edited_at;
@@ -98,7 +108,7 @@ export class Store {
 
   received(chat, message) {
     if (chat.deleted.has(message.id)) return;
-    chat.messages.set(message.id, message);
+    if (holds(chat)) chat.messages.set(message.id, message);
     if (message.id >= (chat.last_message_id ?? 0)) {
       chat.last_message = message.content;
       chat.last_message_id = message.id;
@@ -118,7 +128,7 @@ export class Store {
   deleted(chat, messageId) {
     const message = chat.messages.get(messageId);
     chat.messages.delete(messageId);
-    chat.deleted.add(messageId);
+    if (holds(chat)) chat.deleted.add(messageId);
     if (message && message.sender_id !== this.me?.id && messageId > (chat.last_read_id ?? 0)) {
       chat.unread_count = Math.max(0, (chat.unread_count ?? 0) - 1);
     }
@@ -145,7 +155,11 @@ export class Store {
 }
 
 function newChat() {
-  // loaded: the newest page was read; oldest: the smallest id held from
-  // history; complete: no older page exists.
-  return { messages: new Map(), deleted: new Set(), loaded: false, oldest: null, complete: false };
+  // loaded: the newest page was read (loading: is being read); oldest: the
+  // smallest id held from history; complete: no older page exists.
+  return { messages: new Map(), deleted: new Set(), loaded: false, loading: false, oldest: null, complete: false };
+}
+
+function holds(chat) {
+  return chat.loaded || chat.loading;
 }
