@@ -125,7 +125,7 @@ class PageHandler(WebFileHandler):
 def api_docs() -> tuple[str, str]:
     """(page, Content-Security-Policy) of the API reference: swagger-ui-py's
     page and assets, reading GET /api/openapi.json; its one inline script
-    is allowed by its hash, nothing else inline."""
+    is allowed by its hash, and no other."""
     doc = ApplicationDocument(None, config_path=str(DOCUMENT_PATH), url_prefix=DOCS_PREFIX, title="Chat API")
     # The document is already served as JSON; swagger-ui-py's own route for it is not used.
     doc.parameters["url"] = '"/api/openapi.json"'
@@ -135,6 +135,8 @@ def api_docs() -> tuple[str, str]:
         for script in _INLINE_SCRIPT_RE.findall(page)
     ]
     script_src = " ".join(["script-src 'self'", *hashes])
+    # Swagger UI writes a <style> element of its own: inline styles are allowed
+    # here (styles cannot run code), inline scripts are not.
     csp = _policy("default-src 'none'", script_src, "style-src 'self' 'unsafe-inline'", *_COMMON)
     return page, csp
 

@@ -304,3 +304,10 @@ def test_the_page_passes_axe_core(person, server):
 def _assert_accessible(page) -> None:
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
+
+
+def test_the_api_reference_renders_under_its_policy(person):
+    page = person()
+    page.goto("/api/docs")
+    expect(page.get_by_role("heading", name=re.compile("^Chat backend"))).to_be_visible()
+    expect(page.get_by_text("/api/chats/{chat_id}/messages/{message_id}").first).to_be_visible()
