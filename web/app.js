@@ -265,6 +265,7 @@ function wirePage() {
   setUnauthorizedHandler(() => {
     if (!$("chat-view").hidden) loggedOut();
   });
+  window.addEventListener("online", () => outbox.wake());
   // A new attempt at anything puts the last error away.
   document.addEventListener("submit", () => ($("error").hidden = true), true);
   $("auth-form").addEventListener("submit", async (event) => {

@@ -17,6 +17,7 @@ export class Outbox {
     this.queues = new Map(); // chat id -> [{key, content, state, error}]
     this.busy = new Set();
     this.wakers = new Set();
+    this.wakes = 0; // how many times the connection came back
   }
 
   pending(chatId) {
@@ -48,6 +49,7 @@ export class Outbox {
 
   /** The connection is back: waiting sends go now. */
   wake() {
+    this.wakes += 1;
     for (const waker of [...this.wakers]) waker();
   }
 
@@ -64,6 +66,7 @@ export class Outbox {
       for (;;) {
         const item = this.pending(chatId)[0];
         if (!item || item.state === "failed") return;
+        const wakes = this.wakes;
         try {
           const answer = await api.send(chatId, item.content, item.key);
           this.queues.set(chatId, this.pending(chatId).filter((other) => other !== item));
@@ -80,9 +83,11 @@ export class Outbox {
           }
           item.state = "waiting";
           this.onChange(chatId);
-          const delay = error.retryAfterSecs
+          let delay = error.retryAfterSecs
             ? error.retryAfterSecs * 1000
             : Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt++);
+          // The connection came back while this attempt was failing: go again now.
+          if (this.wakes !== wakes && error.status === 0) delay = 0;
           await this.sleep(delay);
           if (!this.pending(chatId).includes(item)) continue;
           item.state = "sending";

@@ -5,9 +5,11 @@
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const TICK_MS = 5000;
-// A 5 s timer that fires this late means the machine slept: the socket is
-// probably dead without knowing it, so it is replaced at once.
+// A 5 s timer that fires this late means the machine slept (or the tab was
+// throttled in the background): the socket may be dead without knowing it,
+// so it is probed, and replaced if the probe gets no answer in time.
 const SLEEP_GAP_MS = 15000;
+const PROBE_TIMEOUT_MS = 5000;
 
 export class LiveSocket {
   /**
@@ -29,9 +31,10 @@ export class LiveSocket {
     this.watching = [];
     this.requests = 0;
     this.lastTick = Date.now();
-    window.addEventListener("online", () => this.reconnectNow());
+    this.probeTimer = null;
+    window.addEventListener("online", () => this.check());
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden) this.reconnectNow();
+      if (!document.hidden) this.check();
     });
     setInterval(() => this.tick(), TICK_MS);
   }
@@ -63,6 +66,8 @@ export class LiveSocket {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.probeTimer);
+    this.probeTimer = null;
     const ws = this.ws;
     this.ws = null;
     this.ready = false;
@@ -86,6 +91,8 @@ export class LiveSocket {
 
   connect() {
     clearTimeout(this.timer);
+    clearTimeout(this.probeTimer);
+    this.probeTimer = null;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/api/ws`);
     this.ws = ws;
@@ -115,23 +122,39 @@ export class LiveSocket {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
-  /** Connects now rather than at the end of the backoff. */
-  reconnectNow() {
-    if (this.stopped || this.ws) return;
-    this.attempt = 0;
-    this.connect();
+  /** The network or the tab is back: connect now if down (rather than at the
+   * end of the backoff), else make sure the socket still answers. */
+  check() {
+    if (this.stopped) return;
+    if (!this.ws) {
+      this.attempt = 0;
+      this.connect();
+    } else if (this.ready) this.probe();
   }
 
   tick() {
     const now = Date.now();
-    const slept = now - this.lastTick > SLEEP_GAP_MS;
+    const late = now - this.lastTick > SLEEP_GAP_MS;
     this.lastTick = now;
-    if (!slept || this.stopped) return;
-    const old = this.ws;
-    this.ws = null; // its events are ignored from now on
-    if (old) old.close();
-    this.attempt = 0;
-    this.connect();
+    if (late) this.check();
+  }
+
+  /** Asks the server something (the presence list again) and replaces the
+   * socket if no answer comes in time. */
+  probe() {
+    if (this.probeTimer !== null) return;
+    const requestId = `probe-${++this.requests}`;
+    this.probeId = requestId;
+    this.send({ op: "watch_presence", user_ids: this.watching, request_id: requestId });
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      const old = this.ws;
+      if (!old || this.stopped) return;
+      this.ws = null; // its events are ignored from now on
+      old.close();
+      this.attempt = 0;
+      this.connect();
+    }, PROBE_TIMEOUT_MS);
   }
 
   receive(event) {
@@ -146,6 +169,10 @@ export class LiveSocket {
         return;
       case "ack":
         if (this.resumes.has(event.request_id)) this.resumed(event);
+        if (event.request_id === this.probeId) {
+          clearTimeout(this.probeTimer);
+          this.probeTimer = null;
+        }
         return;
       case "error":
         this.refused(event);
