@@ -200,7 +200,21 @@ def test_a_socket_killed_mid_conversation_recovers_every_message_once(person, se
     dave.evaluate("window.chatApp.socket.ws.close()")
     for line in ("liftoff", "tower cleared"):
         send(carol, line)
-    expect(messages(dave).locator(".content")).to_have_text([*expected, "liftoff", "tower cleared"])
+    expected += ["liftoff", "tower cleared"]
+    expect(messages(dave).locator(".content")).to_have_text(expected)
+    expect(dave.get_by_role("status")).to_have_text("Online")
+
+    # A socket that looks open but is dead (a laptop waking from sleep): the
+    # probe the client sends then gets no answer, and the socket is replaced.
+    dave.evaluate("""() => {
+        const socket = window.chatApp.socket;
+        socket.ws.onmessage = null;
+        socket.ws.send = () => {};
+        socket.probe();
+    }""")
+    send(carol, "anyone awake?")
+    expected.append("anyone awake?")
+    expect(messages(dave).locator(".content")).to_have_text(expected)
     expect(dave.get_by_role("status")).to_have_text("Online")
     assert _contents(dave) == _contents(carol)
 
