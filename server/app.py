@@ -20,6 +20,7 @@ from handlers.openapi import OpenApiHandler
 from handlers.ops import HealthHandler, MetricsHandler
 from handlers.reads import ReadHandler
 from handlers.users import UserHandler
+from handlers.web import WEB_DIR, ApiDocsFileHandler, ApiDocsHandler, PageHandler, WebFileHandler, api_docs_folder
 from handlers.validation import Rules
 from storage import Storage
 
@@ -43,6 +44,11 @@ def make_app(settings: Settings, storage: Storage, hub: Hub) -> Application:
         (r"/healthz/?", HealthHandler, deps),
         (r"/metrics/?", MetricsHandler, {**deps, "metrics": metrics}),
         (r"/api/openapi\.json/?", OpenApiHandler, deps),
+        # The web client and the API reference: static files, no session needed.
+        (r"/", PageHandler, {"path": str(WEB_DIR)}),
+        (r"/web/([^/]+)", WebFileHandler, {"path": str(WEB_DIR)}),
+        (r"/api/docs/?", ApiDocsHandler),
+        (r"/api/docs/static/([^/]+)", ApiDocsFileHandler, {"path": api_docs_folder()}),
         (r"/api/ws/?", EventsSocket, {**deps, "hub": hub, "socket_limits": socket_limits}),
         (r"/api/reg/?", RegisterHandler, deps),
         (r"/api/login/?", LoginHandler, deps),

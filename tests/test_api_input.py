@@ -27,7 +27,7 @@ BODY_LIMIT = 64 * 1024
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
-@pytest.mark.parametrize("path", ["/", "/api", "/api/nope", "/api/users/1", "/api/chats/1/messages",
+@pytest.mark.parametrize("path", ["/web", "/api", "/api/nope", "/api/users/1", "/api/chats/1/messages",
                                   "/api/chats/1/members/2", "/api/user/1/extra", "/api/chats//members"])
 @pytest.mark.parametrize("logged_in", [False, True])
 @pytest.mark.gen_test

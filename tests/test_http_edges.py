@@ -92,7 +92,7 @@ async def test_session_is_checked_before_input(new_client):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("path", ["/", "/api", "/api/chat", "/api/chats/1/members/2", "/index.html"])
+@pytest.mark.parametrize("path", ["/web", "/web/", "/api", "/api/chat", "/api/chats/1/members/2", "/index.html"])
 async def test_unknown_routes_are_json_404(new_client, path):
     assert_json_error(await new_client().get(path), 404)
 
