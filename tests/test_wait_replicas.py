@@ -3,6 +3,7 @@ or it is a 503 (issue 14). Against a real master with a real replica (in
 cluster mode: three masters, a replica each)."""
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -135,14 +136,24 @@ def reset_stats(replicated) -> None:
             client.config_resetstat()
 
 
-@pytest.mark.parametrize("replicas", [0, 1])
-@pytest.mark.gen_test(timeout=60)
-async def test_wait_runs_once_per_write_on_the_writes_node_and_never_with_zero(replicated, sync_redis, replicas):
+@contextlib.asynccontextmanager
+async def storage_waiting_for(replicated, replicas: int):
+    """A storage on the replicated Redis with --redis-wait-replicas `replicas`."""
     settings = Settings(bcrypt_cost=4, rate_limits=False, redis_url=replicated.url, redis_wait_replicas=replicas)
     client = make_redis(replicated.url, settings)
     storage = make_storage(client, settings)
     try:
         await storage.prepare()
+        yield storage
+    finally:
+        await storage.stop()
+        await client.aclose()
+
+
+@pytest.mark.parametrize("replicas", [0, 1])
+@pytest.mark.gen_test(timeout=60)
+async def test_wait_runs_once_per_write_on_the_writes_node_and_never_with_zero(replicated, sync_redis, replicas):
+    async with storage_waiting_for(replicated, replicas) as storage:
         user_id = await storage.users.register("w" + str(time.time_ns()), "w@example.org", "correct horse")
         chat_id = await storage.chats.create(user_id, "waited")
         reset_stats(replicated)
@@ -152,9 +163,6 @@ async def test_wait_runs_once_per_write_on_the_writes_node_and_never_with_zero(r
         calls = wait_calls(replicated)
         home = replicated.master_of(keys.chat_key(chat_id))
         assert calls == {port: 2 * replicas if port == home else 0 for port in calls}, calls
-    finally:
-        await storage.stop()
-        await client.aclose()
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -171,11 +179,7 @@ async def test_wait_travels_with_its_write_on_one_connection(replicated, sync_re
         return await original(self, command, check_health)
 
     monkeypatch.setattr(redis.asyncio.connection.Connection, "send_packed_command", recording)
-    settings = Settings(bcrypt_cost=4, rate_limits=False, redis_url=replicated.url, redis_wait_replicas=1)
-    client = make_redis(replicated.url, settings)
-    storage = make_storage(client, settings)
-    try:
-        await storage.prepare()
+    async with storage_waiting_for(replicated, 1) as storage:
         user_id = await storage.users.register("c" + str(time.time_ns()), "c@example.org", "correct horse")
         chat_id = await storage.chats.create(user_id, "together")
         sent.clear()
@@ -183,9 +187,6 @@ async def test_wait_travels_with_its_write_on_one_connection(replicated, sync_re
         waits = [packet for packet in sent if b"\r\nWAIT\r\n" in packet]
         assert len(waits) == 10
         assert all(packet.count(b"\r\nEVALSHA\r\n") == 1 for packet in waits), waits
-    finally:
-        await storage.stop()
-        await client.aclose()
 
 
 def test_the_setting_is_checked_at_start():
