@@ -50,6 +50,9 @@ class Chat(ShortRepr):
     title: str
     owner_id: int | None
     members: list[int]  # in the order they joined
+    # Who created it, until they leave: only they are refused a second chat of
+    # its title (API-DECISIONS: being added to someone's chat claims nothing).
+    creator_id: int | None = None
     messages: list[Message] = field(default_factory=list)
     last_message_id: int = 0  # the chat's own counter: ids are never reused
     markers: dict[int, int] = field(default_factory=dict)  # member id -> read marker (0: none read)
@@ -102,7 +105,8 @@ class Model:
         return [chat for chat in self.chats.values() if user_id in chat.members]
 
     def titles_of(self, user_id: int) -> set[str]:
-        return {chat.title for chat in self.chats_of(user_id)}
+        """The titles a new chat of the user's may not take: those of chats they created and never left."""
+        return {chat.title for chat in self.chats_of(user_id) if chat.creator_id == user_id}
 
     def refusal(self, actor: User, chat: Chat) -> int | None:
         """The status refusing the actor anything in the chat, else None.
@@ -119,7 +123,7 @@ class Model:
 
     def create_chat(self, chat_id: int, title: str, owner_id: int) -> None:
         """The creator is its owner and only member, having read nothing."""
-        self.chats[chat_id] = Chat(chat_id, title, owner_id, [owner_id], markers={owner_id: 0})
+        self.chats[chat_id] = Chat(chat_id, title, owner_id, [owner_id], creator_id=owner_id, markers={owner_id: 0})
 
     def join(self, chat: Chat, user_id: int) -> None:
         """A newcomer's marker starts at the newest id handed out: what was said before is not unread."""
@@ -150,6 +154,8 @@ class Model:
         """The owner's leaving passes ownership to the earliest joiner; the last one out ends the chat."""
         chat.members.remove(user_id)
         del chat.markers[user_id]  # a member who comes back starts afresh
+        if chat.creator_id == user_id:
+            chat.creator_id = None  # leaving frees the title for good, even if added back
         if chat.gone:
             chat.owner_id = None
         elif chat.owner_id == user_id:
