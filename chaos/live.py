@@ -99,13 +99,16 @@ class Live:
         if first is None or json.loads(first).get("type") != "ready":
             return
         self.generation += 1
-        self.ready.set()
-        for chat_id, stream in self.streams.items():
+        # Every resume goes out before any other request: the server holds a
+        # chat's live events until its resume or the socket's first other
+        # request (docs/live-events.md, "Catching up").
+        for chat_id, stream in list(self.streams.items()):
             stream.note("ready")
             if not stream.resyncing:
                 frame = {"op": "resume", "chat_id": chat_id, "since": stream.seq, "epoch": stream.epoch,
                          "request_id": f"resume:{chat_id}"}  # fmt: skip
                 await self.connection.write_message(json.dumps(frame))
+        self.ready.set()
         while (raw := await self.connection.read_message()) is not None:
             self._handle(json.loads(raw))
 

@@ -47,6 +47,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         self._sending = False  # a send is being stored
         self._going_away = False
         self._typing_until: dict[int, float] = {}  # chat id -> when this socket's last typing notice lapses
+        self._resuming = True  # until its first request that is not a resume (see Hub.ready)
 
     async def prepare(self):
         # Before the upgrade: no valid session, no socket (a JSON 401).
@@ -102,6 +103,7 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         waiting, self._before_ready = self._before_ready, None
         for event in waiting:
             self._write(event)
+        self.hub.ready(self)
         self._session_checks = PeriodicCallback(
             self.session_is_valid, self.config.ws_session_check_secs * 1000
         )
@@ -161,6 +163,9 @@ class EventsSocket(ApiMixin, WebSocketHandler):
             op = OPS.get(request.get("op"))
             if op is None:
                 raise BadInput('unknown op: "send", "resume", "typing" or "watch_presence"')
+            if self._resuming and op is not EventsSocket._resume:
+                self._resuming = False
+                self.hub.end_hold(self)  # a client that does not resume gets its chats' events now
             if not await self.session_is_valid(fresh=False):
                 return
             async with self.storage.fair_share.turn(self.user_id, self.config.redis_timeout_secs / 2):

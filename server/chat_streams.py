@@ -36,14 +36,19 @@ class Event(NamedTuple):
 class Follow:
     """One socket's view of one chat: it got every event with seq in
     (since, cursor] live; while a replay is being read (`held` is a list),
-    live events wait there so that they follow the replay in order."""
+    live events wait there so that they follow the replay in order.
 
-    __slots__ = ("since", "cursor", "held", "lock")
+    `awaiting`: followed since the socket joined, and the client may still
+    resume it (see Hub.ready): live events wait in `held` until it does, so
+    that none overtakes an older one the resume will replay."""
 
-    def __init__(self, seq: int):
+    __slots__ = ("since", "cursor", "held", "lock", "awaiting")
+
+    def __init__(self, seq: int, *, awaiting: bool = False):
         self.since = self.cursor = seq
-        self.held: list[Event] | None = None
+        self.held: list[Event] | None = [] if awaiting else None
         self.lock = asyncio.Lock()  # one replay at a time
+        self.awaiting = awaiting
 
     def wants(self, seq: int) -> bool:
         """Whether a replayed event has not reached the socket yet."""

@@ -28,7 +28,9 @@ from .presence import Presence
 
 log = logging.getLogger("chat.live")
 
-
+# After `ready`, how long a socket's chat events wait for the client's
+# `resume` of that chat (or its first other request): see Hub.ready.
+RESUME_HOLD_SECS = 1.0
 
 class Hub(LogReplay):
     """Keeps user id -> open sockets, chat id -> ChatStream.
@@ -106,6 +108,24 @@ class Hub(LogReplay):
         finally:
             self._done_with(streams)
 
+    def ready(self, socket) -> None:
+        """`ready` was sent. A reconnecting client now resumes its chats; an
+        event of a chat that arrived live meanwhile would overtake the older
+        ones that resume replays (the client saw 225, 226 happened while it
+        was away, 227 now). So each chat's live events wait until its resume,
+        the socket's first request of another kind (`end_hold`: a client that
+        does not resume) or RESUME_HOLD_SECS, whichever comes first."""
+        IOLoop.current().call_later(RESUME_HOLD_SECS, self.end_hold, socket)
+
+    def end_hold(self, socket) -> None:
+        """Delivers what every chat still awaiting its resume held back."""
+        for chat_id, follow in list(socket.follows.items()):
+            if follow.awaiting:
+                follow.awaiting = False
+                stream = self._streams.get(chat_id)
+                if stream is not None and not follow.lock.locked():  # (a replay under way releases them itself)
+                    self._release_held(socket, stream, follow, locked=False)
+
     def leave(self, socket) -> None:
         sockets = self._sockets.get(socket.user_id)
         if sockets is None or socket not in sockets:
@@ -130,7 +150,7 @@ class Hub(LogReplay):
             socket.follows[chat_id] = Follow(since)
             stream.users.add(socket.user_id)
         try:
-            position = await self._replay(stream, [socket], since, user_id=socket.user_id, epoch=epoch)
+            position = await self._replay(stream, [socket], since, user_id=socket.user_id, epoch=epoch, resuming=True)
             # The caller's answer follows the replayed events. (Writes queued
             # ahead of them are not a storage outage: off the deadline.)
             async with deadline.excluded():
@@ -145,7 +165,8 @@ class Hub(LogReplay):
 
     def _attach(self, socket, stream: ChatStream, seq: int, epoch: str) -> None:
         """The socket follows the chat from `seq`, read with the user's membership
-        (unless it already does: a member_added notice came first)."""
+        (unless it already does: a member_added notice came first), its live
+        events held until the client resumes the chat (see `ready`)."""
         if stream.chat_id in socket.follows:
             return
         if stream.seq is None:
@@ -154,10 +175,9 @@ class Hub(LogReplay):
         elif epoch != stream.epoch:
             self._restart(stream, seq, epoch)
         stream.users.add(socket.user_id)
-        follow = socket.follows[stream.chat_id] = Follow(seq)
+        follow = socket.follows[stream.chat_id] = Follow(seq, awaiting=True)
         missed = stream.since(seq)
         if missed is None:  # too far behind what is in memory: from the log
-            follow.held = []  # live events wait for it
             IOLoop.current().spawn_callback(self._replay_quietly, stream.chat_id, socket, seq)
             return
         for event in missed:

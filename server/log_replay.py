@@ -57,10 +57,13 @@ class LogReplay:
         finally:
             self._done_with(streams)
 
-    async def _replay(self, stream, sockets, since: int, *, user_id=None, epoch=None) -> tuple[int, str]:
+    async def _replay(
+        self, stream, sockets, since: int, *, user_id=None, epoch=None, resuming: bool = False
+    ) -> tuple[int, str]:
         """Gives each socket the events after `since` it has not had, read from
         the log (checking `user_id`'s membership, if given), then what came
-        live meanwhile; (newest seq, epoch)."""
+        live meanwhile; (newest seq, epoch). `resuming`: the client's own
+        resume, which ends the socket's hold on the chat (Hub.ready)."""
         follows = [(s, s.follows[stream.chat_id]) for s in sockets if stream.chat_id in s.follows]
         for _, follow in follows:
             await follow.lock.acquire()
@@ -69,34 +72,66 @@ class LogReplay:
             events, newest, epoch = await self._read(stream.chat_id, since, user_id, epoch)
         except BaseException:
             for socket, follow in follows:
+                follow.awaiting = follow.awaiting and not resuming  # a failed resume is retried or resynced
                 self._release_held(socket, stream, follow)
             raise
         if stream.seq is None:
             stream.seq, stream.epoch = newest, epoch
             self._apply_ready(stream)
         for socket, follow in follows:
-            for event in events:
-                if follow.wants(event.seq):
-                    self.fanout.send(event.data, socket)
-                    if event.removes(socket.user_id):
-                        socket.follows.pop(stream.chat_id, None)
-                        break
+            removed = self._send_in_order(socket, events, follow.wants)
             follow.since, follow.cursor = min(follow.since, since), max(follow.cursor, newest)
-            self._release_held(socket, stream, follow)
+            if resuming:
+                follow.awaiting = False
+            self._release_held(socket, stream, follow, removed=removed)
         return newest, epoch
 
-    def _release_held(self, socket, stream: ChatStream, follow: Follow) -> None:
-        held, follow.held = follow.held or [], None
-        follow.lock.release()
+    def _release_held(
+        self, socket, stream: ChatStream, follow: Follow, *, locked: bool = True, removed: bool = False
+    ) -> None:
+        """Ends a replay's hold (`locked`) or a join's (Hub.end_hold): the live
+        events that waited follow, unless the chat still awaits its resume.
+        `removed`: the replay ended with the user's removal."""
+        if locked:
+            follow.lock.release()
         current = socket.follows.get(stream.chat_id)
-        if current is None:
-            self._unfollow(socket, stream.chat_id)  # removed during the replay (or the socket left)
-            return
         if current is not follow:
+            follow.held = None
+            if current is None:
+                self._unfollow(socket, stream.chat_id)  # the socket left during the replay
             return
-        for event in held:
-            if self._offer(socket, stream, follow, event):
-                break
+        if follow.awaiting and not removed:
+            return  # still held: the resume (or Hub.end_hold) releases them
+        held = [event for event in follow.held or () if event.seq > follow.cursor]
+        follow.held, follow.awaiting = None, False
+
+        def fresh(seq: int) -> bool:
+            if seq <= follow.cursor:
+                return False
+            follow.cursor = seq
+            return True
+
+        if self._send_in_order(socket, held, fresh, removed=removed):
+            self._unfollow(socket, stream.chat_id)
+
+    def _send_in_order(self, socket, events: list[Event], wanted, *, removed: bool = False) -> bool:
+        """Sends the socket those of `events` (in seq order) that `wanted(seq)`
+        accepts; True if its user is out of the chat at the end. After a
+        removal (or from the start, if `removed`), what happened before a
+        later re-add among them is not the user's and is skipped."""
+        user_id = socket.user_id
+        back_at = _added_at(user_id, events) if removed else None
+        if removed and back_at is None:
+            return True
+        for index, event in enumerate(events):
+            if back_at is not None and event.seq < back_at or not wanted(event.seq):
+                continue
+            self.fanout.send(event.data, socket)
+            if event.removes(user_id):
+                back_at = _added_at(user_id, events[index + 1 :])
+                if back_at is None:
+                    return True
+        return False
 
     async def _read(self, chat_id: int, since: int, user_id, epoch) -> tuple[list[Event], int, str]:
         """Every event of the chat's log after `since`, page by page."""
@@ -158,3 +193,8 @@ class LogReplay:
                 if follow is not None:
                     follow.since = follow.cursor = seq
                     self.fanout.send(resync, socket)
+
+
+def _added_at(user_id: int, events: list[Event]) -> int | None:
+    """The seq of the first of these events that adds the user to the chat."""
+    return next((e.seq for e in events if e.kind == "member_added" and e.subject == user_id), None)

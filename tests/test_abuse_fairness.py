@@ -19,7 +19,7 @@ from storage.fair_share import FairShare
 from .api_helpers import assert_error, assert_ok, chat_with, create_chat, send
 from .apiclient import ApiClient
 from .processes import RunningServer
-from .wsclient import next_event, open_socket
+from .wsclient import go_live, next_event, open_socket
 
 PASSWORD = "correct horse"
 SLICE = 10  # sockets per fan-out slice here: a few hundred sockets make many slices
@@ -60,6 +60,7 @@ async def test_a_fan_out_to_hundreds_of_sockets_is_sliced_in_order_and_others_ar
     sockets = []
     for _ in range(30):  # 300 sockets, 10 at a time
         sockets += await asyncio.gather(*(open_socket(base_url, alice.cookies) for _ in range(10)))
+    await asyncio.gather(*(go_live(socket) for socket in sockets))
     # Each escaped to about 16 kB of JSON, just under --content-max-bytes.
     contents = [f"{index:02d} " + "\x01" * 2700 for index in range(12)]
 

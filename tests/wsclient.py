@@ -44,3 +44,11 @@ async def answer(connection, frame: dict) -> dict:
     while (event := await next_event(connection))["type"] not in ("ack", "error"):
         pass
     return event
+
+
+async def go_live(connection) -> None:
+    """Ends the socket's resume hold at once (docs/live-events.md, "Catching
+    up"): any request but a resume does, here an empty `watch_presence`.
+    Without it a chat's live events wait up to a second after `ready`."""
+    ack = await answer(connection, {"op": "watch_presence", "user_ids": []})
+    assert ack["type"] == "ack", ack

@@ -162,9 +162,11 @@ export class LiveSocket {
       case "ready":
         this.ready = true;
         this.attempt = 0;
+        // Resumes first: the server holds each chat's live events until its
+        // resume or the socket's first other request (docs/live-events.md).
+        for (const chatId of this.positions.keys()) this.resume(chatId);
         this.handlers.onStatus("online");
         this.handlers.onReady(event.user_id);
-        for (const chatId of this.positions.keys()) this.resume(chatId);
         if (this.watching.length) this.send({ op: "watch_presence", user_ids: this.watching });
         return;
       case "ack":
