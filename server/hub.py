@@ -150,12 +150,17 @@ class Hub(LogReplay):
             socket.follows[chat_id] = Follow(since)
             stream.users.add(socket.user_id)
         try:
-            position = await self._replay(stream, [socket], since, user_id=socket.user_id, epoch=epoch, resuming=True)
+            seq, epoch = await self._replay(stream, [socket], since, user_id=socket.user_id, epoch=epoch, resuming=True)
+            follow = socket.follows.get(chat_id)
+            if follow is not None and epoch == stream.epoch:
+                # Held live events that came after the read count too: the
+                # ack never names a seq below one the socket already has.
+                seq = max(seq, follow.cursor)
             # The caller's answer follows the replayed events. (Writes queued
             # ahead of them are not a storage outage: off the deadline.)
             async with deadline.excluded():
                 await self.fanout.flushed()
-            return position
+            return seq, epoch
         except Exception:
             if tentative:
                 self._unfollow(socket, chat_id)
@@ -239,10 +244,22 @@ class Hub(LogReplay):
         if stream is None:
             return
         event = Event.parse(text)
-        if event.seq is None:
+        if event.kind == "log_epoch":
+            self._epoch_began(stream, orjson.loads(text))
+        elif event.seq is None:
             self._typing(stream, event)
         else:
             self._receive(stream, event)
+
+    def _epoch_began(self, stream: ChatStream, notice: dict) -> None:
+        """The chat's log goes on under a new epoch after seq `after` (a
+        failover or a restart of its Redis node; see chat_prelude.lua's
+        `emit`): what this process holds of the old one may have been lost,
+        and the next numbers are the new epoch's. Its sockets re-read the chat."""
+        if stream.seq is None or notice["epoch"] == stream.epoch:
+            return  # (not followed from a position yet / already caught up into it)
+        stream.pending.clear()  # numbered in the old epoch
+        self._restart(stream, notice["after"], notice["epoch"])
 
     def _typing(self, stream: ChatStream, event: Event) -> None:
         """A typing notice: to the chat's members here, not the typist's own sockets."""

@@ -281,9 +281,12 @@ class ReadCache:
         if chat_id not in self._chat_holds:
             return
         fields = orjson.loads(text)
+        kind = fields.get("type")
+        if kind == "log_epoch":
+            self.chat_changed(chat_id, history=False)  # the lists show the chat's epoch
+            return
         if fields.get("seq") is None:
             return  # a typing notice: nothing stored changed
-        kind = fields.get("type")
         if kind == "message":
             self.message_arrived(chat_id, fields["seq"], fields["message"])
             return

@@ -18,7 +18,7 @@ from .api_helpers import assert_error, assert_ok, create_chat, send
 from .processes import RunningServer, user_on
 from .redis_clients import redis_mode
 from .replicated_redis import ReplicaPair, cut_off, node
-from .wsclient import answer, next_event, open_socket
+from .wsclient import answer, go_live, next_event, open_socket
 
 SETTLE_SECS = 10
 
@@ -184,3 +184,56 @@ async def test_after_a_cluster_failover_sockets_resync_and_old_positions_get_410
     finally:
         assert server.stop() == 0
         cluster.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_new_epoch_is_announced_so_that_a_copy_ending_where_it_begins_resyncs(
+    base_url, make_user, sync_redis
+):  # fmt: skip
+    """A process whose copy of the chat ends exactly where the new master's
+    does (seq 2) cannot tell the new epoch's "3" from a lost one by its seq:
+    the `log_epoch` notice that precedes it tells, so its sockets resync
+    first; and the read cache's lists show the new epoch."""
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    for n in range(2):
+        await send(alice, chat_id, f"kept {n}")
+    socket = await open_socket(base_url, alice.cookies)
+    await go_live(socket)
+    (listed,) = [c for c in (await alice.get("/api/chats")).json()["chats"] if c["id"] == chat_id]  # cached
+    assert listed["seq"] == 2
+    # As after a failover to a replica that had every event (or a restart of
+    # the node): the chat's next event is numbered on another node's history.
+    sync_redis.hset(keys.chat_key(chat_id), "log_replid", "0" * 40)
+    await send(alice, chat_id, "first of the new epoch")
+    assert await next_event(socket) == {"type": "resync", "chat_id": chat_id}
+    event = await next_event(socket)
+    assert (event["type"], event["seq"]) == ("message", 3)
+    (listed_after,) = [c for c in (await alice.get("/api/chats")).json()["chats"] if c["id"] == chat_id]
+    page = (await alice.get(f"/api/chats/{chat_id}/events", params={"since": 0})).json()
+    assert (listed_after["seq"], listed_after["epoch"]) == (3, page["epoch"]) != (3, listed["epoch"])
+    socket.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_resume_ack_never_names_a_seq_below_one_the_socket_has(base_url, make_user, sync_redis):
+    """A failover's new master, before its first write, ends the log at seq 3
+    while this process applied and holds 4 (published by the old master):
+    the socket that resumes gets 4 after the replay, and the ack says 4."""
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    for n in range(4):
+        await send(alice, chat_id, f"m{n}")
+    keeper = await open_socket(base_url, alice.cookies)  # keeps the process's copy of the chat
+    await go_live(keeper)
+    await send(alice, chat_id, "published, then lost")  # seq 5
+    assert (await next_event(keeper))["seq"] == 5
+    epoch = (await alice.get(f"/api/chats/{chat_id}/events", params={"since": 0})).json()["epoch"]
+    # The new master's copy: without event 5 (same epoch until its first write).
+    sync_redis.xdel(keys.chat_log_key(chat_id), "5-0")
+    sync_redis.hset(keys.chat_key(chat_id), "log_seq", 4)
+    socket = await open_socket(base_url, alice.cookies)
+    ack = await answer(socket, {"op": "resume", "chat_id": chat_id, "since": 3, "epoch": epoch, "request_id": "r"})
+    assert (ack["type"], ack["seq"], ack["epoch"]) == ("ack", 5, epoch), ack
+    keeper.close()
+    socket.close()

@@ -43,11 +43,18 @@ local function emit(kind, body, message_id, field)
   -- the old one get 410 and re-read the chat. An absent `log_epoch` (a chat
   -- of schema 1 met during an upgrade) or `log_replid` (last written by a
   -- version before it was recorded) is treated the same way.
+  -- The channel hears of the new epoch first (`log_epoch`, for server
+  -- processes only: the numbers after `after` are the new epoch's), since
+  -- its events do not carry it: a process whose copy ends where the new
+  -- master's does could not tell the new "9" from the lost one.
   local replid = replication_id()
   if redis.call('HGET', KEYS[1], 'log_replid') ~= replid then
     local now = redis.call('TIME')
     local epoch = string.sub(replid, 1, 8) .. string.format('%x%05x', now[1], now[2])
     redis.call('HSET', KEYS[1], 'log_epoch', epoch, 'log_replid', replid)
+    local after = tonumber(redis.call('HGET', KEYS[1], 'log_seq')) or 0
+    redis.call(PUBLISH, CHANNEL,
+      '{"type":"log_epoch","chat_id":' .. CHAT_ID .. ',"epoch":"' .. epoch .. '","after":' .. after .. '}')
   end
   local seq = redis.call('HINCRBY', KEYS[1], 'log_seq', 1)
   local event = '{"type":"' .. kind .. '","chat_id":' .. CHAT_ID .. ',"seq":' .. seq .. ',' .. body .. '}'
