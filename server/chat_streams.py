@@ -42,13 +42,24 @@ class Follow:
     resume it (see Hub.ready): live events wait in `held` until it does, so
     that none overtakes an older one the resume will replay."""
 
-    __slots__ = ("since", "cursor", "held", "lock", "awaiting")
+    __slots__ = ("since", "cursor", "held", "held_bytes", "lock", "awaiting")
 
     def __init__(self, seq: int, *, awaiting: bool = False):
         self.since = self.cursor = seq
         self.held: list[Event] | None = [] if awaiting else None
+        self.held_bytes = 0
         self.lock = asyncio.Lock()  # one replay at a time
         self.awaiting = awaiting
+
+    def hold(self, event: Event) -> None:
+        self.held.append(event)
+        self.held_bytes += len(event.data)
+
+    def take_held(self) -> list[Event]:
+        """What waited, newer than what the socket has; the hold is over."""
+        held = [event for event in self.held or () if event.seq > self.cursor]
+        self.held, self.held_bytes, self.awaiting = None, 0, False
+        return held
 
     def wants(self, seq: int) -> bool:
         """Whether a replayed event has not reached the socket yet."""

@@ -96,14 +96,13 @@ class LogReplay:
             follow.lock.release()
         current = socket.follows.get(stream.chat_id)
         if current is not follow:
-            follow.held = None
+            follow.take_held()
             if current is None:
                 self._unfollow(socket, stream.chat_id)  # the socket left during the replay
             return
         if follow.awaiting and not removed:
             return  # still held: the resume (or Hub.end_hold) releases them
-        held = [event for event in follow.held or () if event.seq > follow.cursor]
-        follow.held, follow.awaiting = None, False
+        held = follow.take_held()
 
         def fresh(seq: int) -> bool:
             if seq <= follow.cursor:

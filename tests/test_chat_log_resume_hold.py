@@ -5,6 +5,7 @@ overtake the older ones the resume replays. The hold ends at the chat's
 resume, at the socket's first other request, or after a second."""
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -16,6 +17,12 @@ from .logclient import GRACE_SECS, Listener, assert_contiguous, remove, whole_lo
 
 # Long enough for a live event to reach the socket had it not been held.
 DELIVERY_SECS = 0.3
+PENDING_LIMIT = 64 * 1024  # --ws-max-pending-bytes here: a chat holds at most a quarter of it
+
+
+@pytest.fixture
+def settings(settings):
+    return dataclasses.replace(settings, ws_max_pending_bytes=PENDING_LIMIT)
 
 
 async def a_chat_seen_up_to(alice, bob, messages: int) -> tuple[int, int, str]:
@@ -79,6 +86,19 @@ async def test_any_other_request_ends_the_hold_at_once(base_url, make_user, sync
     held = socket.of_chat(chat_id)
     assert [e["seq"] for e in held] == [seen + 1]
     assert socket.events.index(held[0]) < socket.events.index(ack), "released as the request came in"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_flood_past_what_a_chat_may_hold_is_delivered_at_once(base_url, make_user, sync_redis):
+    alice, bob = await make_user(), await make_user()
+    chat_id, seen, _ = await a_chat_seen_up_to(alice, bob, 0)
+    socket = await Listener.open(base_url, bob, sync_redis)
+    content = "x" * 4000
+    for _ in range(PENDING_LIMIT // 4 // len(content) + 1):  # just past the quarter
+        await send(alice, chat_id, content)
+    await socket.wait_for_seq(chat_id, seen + 5, timeout=RESUME_HOLD_SECS / 2)
+    await asyncio.sleep(GRACE_SECS)
+    assert socket.seqs(chat_id) == list(range(seen + 1, seen + 6))
 
 
 @pytest.mark.gen_test(timeout=60)
