@@ -40,25 +40,34 @@ class Follow:
 
     `awaiting`: followed since the socket joined, and the client may still
     resume it (see Hub.ready): live events wait in `held` until it does, so
-    that none overtakes an older one the resume will replay."""
+    that none overtakes an older one the resume will replay. Past the
+    socket's bound on what one chat may hold, what waited is dropped
+    (`overflowed`): the chat's log has it, and the socket catches up from
+    there once the hold is over."""
 
-    __slots__ = ("since", "cursor", "held", "held_bytes", "lock", "awaiting")
+    __slots__ = ("since", "cursor", "held", "held_bytes", "overflowed", "lock", "awaiting")
 
     def __init__(self, seq: int, *, awaiting: bool = False):
         self.since = self.cursor = seq
         self.held: list[Event] | None = [] if awaiting else None
         self.held_bytes = 0
+        self.overflowed = False
         self.lock = asyncio.Lock()  # one replay at a time
         self.awaiting = awaiting
 
-    def hold(self, event: Event) -> None:
+    def hold(self, event: Event, max_bytes: int) -> None:
+        if self.overflowed:
+            return  # the log has it
         self.held.append(event)
         self.held_bytes += len(event.data)
+        if self.held_bytes > max_bytes:
+            self.held.clear()
+            self.held_bytes, self.overflowed = 0, True
 
     def take_held(self) -> list[Event]:
         """What waited, newer than what the socket has; the hold is over."""
         held = [event for event in self.held or () if event.seq > self.cursor]
-        self.held, self.held_bytes, self.awaiting = None, 0, False
+        self.held, self.held_bytes, self.overflowed, self.awaiting = None, 0, False, False
         return held
 
     def wants(self, seq: int) -> bool:

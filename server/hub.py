@@ -37,7 +37,7 @@ class Hub(LogReplay):
 
     A socket is anything with `user_id`, `session` (token digest),
     `is_ready` (sent `ready`), `follows` (chat id -> Follow, kept here),
-    `hold_max_bytes` (what one chat may hold back for its resume),
+    `hold_max_bytes` (what one chat may hold in memory for a replay or a resume),
     `deliver(event)`, `end_session()`, `going_away()` and the coroutine
     `session_is_valid()`.
     """
@@ -115,8 +115,9 @@ class Hub(LogReplay):
         ones that resume replays (the client saw 225, 226 happened while it
         was away, 227 now). So each chat's live events wait until its resume,
         the socket's first request of another kind (`end_hold`: a client that
-        does not resume) or RESUME_HOLD_SECS, whichever comes first; or until
-        they pass the socket's `hold_max_bytes` (a flood)."""
+        does not resume) or RESUME_HOLD_SECS, whichever comes first. Past the
+        socket's `hold_max_bytes` (a flood) they are dropped, and read from
+        the chat's log when the hold ends."""
         IOLoop.current().call_later(RESUME_HOLD_SECS, self.end_hold, socket)
 
     def end_hold(self, socket) -> None:
@@ -124,12 +125,9 @@ class Hub(LogReplay):
         for chat_id, follow in list(socket.follows.items()):
             stream = self._streams.get(chat_id)
             if follow.awaiting and stream is not None:
-                self._stop_awaiting(socket, stream, follow)
-
-    def _stop_awaiting(self, socket, stream: ChatStream, follow: Follow) -> None:
-        follow.awaiting = False
-        if not follow.lock.locked():  # (a replay under way releases them itself)
-            self._release_held(socket, stream, follow, locked=False)
+                follow.awaiting = False
+                if not follow.lock.locked():  # (a replay under way releases them itself)
+                    self._release_held(socket, stream, follow, locked=False)
 
     def leave(self, socket) -> None:
         sockets = self._sockets.get(socket.user_id)
@@ -187,8 +185,8 @@ class Hub(LogReplay):
         stream.users.add(socket.user_id)
         follow = socket.follows[stream.chat_id] = Follow(seq, awaiting=True)
         missed = stream.since(seq)
-        if missed is None:  # too far behind what is in memory: from the log
-            IOLoop.current().spawn_callback(self._replay_quietly, stream.chat_id, socket, seq)
+        if missed is None:  # too far behind what is in memory: from the log, when the hold ends
+            follow.overflowed = True
             return
         for event in missed:
             if self._offer(socket, stream, follow, event):
@@ -315,9 +313,7 @@ class Hub(LogReplay):
         if event.seq <= follow.cursor:
             return False
         if follow.held is not None:
-            follow.hold(event)
-            if follow.awaiting and follow.held_bytes > socket.hold_max_bytes:
-                self._stop_awaiting(socket, stream, follow)  # a flood: no longer worth the memory
+            follow.hold(event, socket.hold_max_bytes)
             return False
         follow.cursor = event.seq
         self.fanout.send(event.data, socket)

@@ -49,7 +49,19 @@ class LogReplay:
             self._done_with(streams)
 
     async def _replay_quietly(self, chat_id: int, socket, since: int) -> None:
-        streams = await self._follow([chat_id])
+        """One socket's catch-up from the log after its hold dropped what
+        waited (too much, or it joined too far behind what is in memory),
+        its live events held meanwhile; where the log cannot serve it,
+        `resync` for the chat."""
+        try:
+            streams = await self._follow([chat_id])
+        except REDIS_FAILED as exc:
+            log.warning("could not follow chat %d: %s", chat_id, exc)
+            stream, follow = self._streams.get(chat_id), socket.follows.get(chat_id)
+            if stream is not None and follow is not None and not follow.lock.locked():
+                self._resync_socket(socket, stream, follow)
+                self._release_held(socket, stream, follow, locked=False)
+            return
         try:
             await self._replay(streams[0], [socket], since)
         except REDIS_FAILED as exc:
@@ -57,22 +69,39 @@ class LogReplay:
         finally:
             self._done_with(streams)
 
+    def _resync_socket(self, socket, stream: ChatStream, follow: Follow) -> None:
+        """The log cannot give the socket what it missed of the chat: it
+        re-reads the chat, and goes on live from what this process applied."""
+        self.fanout.send(shared(encode_event("resync", chat_id=stream.chat_id)), socket)
+        if stream.seq is not None:
+            follow.since = follow.cursor = max(follow.cursor, stream.seq)
+        follow.overflowed = False
+        if follow.held is not None:
+            follow.held = [event for event in follow.held if event.seq > follow.cursor]
+
     async def _replay(
         self, stream, sockets, since: int, *, user_id=None, epoch=None, resuming: bool = False
     ) -> tuple[int, str]:
         """Gives each socket the events after `since` it has not had, read from
         the log (checking `user_id`'s membership, if given), then what came
         live meanwhile; (newest seq, epoch). `resuming`: the client's own
-        resume, which ends the socket's hold on the chat (Hub.ready)."""
+        resume, which ends the socket's hold on the chat (Hub.ready); it is
+        told of a failure (the error answers it), others get `resync`."""
         follows = [(s, s.follows[stream.chat_id]) for s in sockets if stream.chat_id in s.follows]
+        dropped = []  # whether each follow's hold had dropped events (the read below has them)
         for _, follow in follows:
             await follow.lock.acquire()
             follow.held = follow.held if follow.held is not None else []
+            dropped.append(follow.overflowed)
+            follow.overflowed = False
         try:
             events, newest, epoch = await self._read(stream.chat_id, since, user_id, epoch)
         except BaseException:
-            for socket, follow in follows:
-                follow.awaiting = follow.awaiting and not resuming  # a failed resume is retried or resynced
+            for (socket, follow), lost in zip(follows, dropped):
+                follow.overflowed = follow.overflowed or lost  # still to be read: after the hold
+                follow.awaiting = follow.awaiting and not resuming
+                if not resuming and socket.follows.get(stream.chat_id) is follow:
+                    self._resync_socket(socket, stream, follow)
                 self._release_held(socket, stream, follow)
             raise
         if stream.seq is None:
@@ -102,6 +131,13 @@ class LogReplay:
             return
         if follow.awaiting and not removed:
             return  # still held: the resume (or Hub.end_hold) releases them
+        if follow.overflowed and not removed:
+            # What waited was dropped (too much to hold): read it from the log,
+            # the live events waiting meanwhile.
+            follow.take_held()
+            follow.held = []
+            IOLoop.current().spawn_callback(self._replay_quietly, stream.chat_id, socket, follow.cursor)
+            return
         held = follow.take_held()
 
         def fresh(seq: int) -> bool:

@@ -25,7 +25,7 @@ from server.connection_limits import connection_cap, raise_file_limit
 from server.settings import Settings
 
 from .processes import REPO, RunningServer, user_on
-from .wsclient import next_event
+from .wsclient import go_live, next_event
 
 HEADER_SECS, IDLE_SECS = 1.5, 3.0
 BODY_GRACE_SECS, BODY_SECS, BODY_RATE = 1.0, 4.0, 200
@@ -384,7 +384,9 @@ async def test_a_body_that_never_comes_or_drips_is_cut(http_port, make_user, app
 
 async def raw_socket_that_never_reads(port: int, cookies: dict) -> socket.socket:
     """A WebSocket handshake by hand on a plain socket with a small receive
-    buffer; it reads the `ready` event, then nothing more."""
+    buffer; it reads the `ready` event, sends one request (which ends the
+    resume hold, as a client's first request does: docs/live-events.md),
+    then reads nothing more."""
     loop = asyncio.get_running_loop()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -401,6 +403,9 @@ async def raw_socket_that_never_reads(port: int, cookies: dict) -> socket.socket
         assert chunk, received
         received += chunk
     assert received.startswith(b"HTTP/1.1 101 ")
+    payload, mask = b'{"op":"watch_presence","user_ids":[]}', os.urandom(4)
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    await loop.sock_sendall(sock, bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # a masked text frame
     return sock
 
 
@@ -411,6 +416,7 @@ async def test_a_socket_that_stops_reading_is_closed_with_4008_soon(make_user, h
     for member in (slow, carol):
         await bob.post(f"/api/chats/{chat_id}/members", {"user_id": member.user_id})
     carols = await try_socket(base_url, carol.cookies)
+    await go_live(carols)  # her events come as they happen, not in one burst when the hold ends
     sock = await raw_socket_that_never_reads(http_port, slow.cookies)
     cut = app.settings["connection_stats"].cut
 

@@ -88,17 +88,30 @@ async def test_any_other_request_ends_the_hold_at_once(base_url, make_user, sync
     assert socket.events.index(held[0]) < socket.events.index(ack), "released as the request came in"
 
 
+@pytest.mark.parametrize("resumes", [True, False])
 @pytest.mark.gen_test(timeout=60)
-async def test_a_flood_past_what_a_chat_may_hold_is_delivered_at_once(base_url, make_user, sync_redis):
+async def test_a_flood_past_what_a_chat_may_hold_is_read_from_the_log_in_order(
+    base_url, make_user, sync_redis, resumes
+):  # fmt: skip
+    """More than a chat may hold waits in the log, not in memory: the resume
+    (or, for a client that does not resume, the end of the hold) reads it."""
     alice, bob = await make_user(), await make_user()
-    chat_id, seen, _ = await a_chat_seen_up_to(alice, bob, 0)
+    chat_id, seen, epoch = await a_chat_seen_up_to(alice, bob, 1)
+    await send(alice, chat_id, "while away")
     socket = await Listener.open(base_url, bob, sync_redis)
     content = "x" * 4000
-    for _ in range(PENDING_LIMIT // 4 // len(content) + 1):  # just past the quarter
+    floods = PENDING_LIMIT // 4 // len(content) * 2  # twice what the chat may hold
+    for _ in range(floods):
         await send(alice, chat_id, content)
-    await socket.wait_for_seq(chat_id, seen + 5, timeout=RESUME_HOLD_SECS / 2)
+    newest = seen + 1 + floods
+    if resumes:
+        ack, _ = await socket.resume(chat_id, seen, epoch)
+        assert (ack["type"], ack["seq"]) == ("ack", newest), ack
+    await send(alice, chat_id, "after")  # live once the hold is over
+    await socket.wait_for_seq(chat_id, newest + 1, timeout=RESUME_HOLD_SECS + 5)
     await asyncio.sleep(GRACE_SECS)
-    assert socket.seqs(chat_id) == list(range(seen + 1, seen + 6))
+    expected = range(seen + 1, newest + 2) if resumes else range(seen + 2, newest + 2)
+    assert socket.seqs(chat_id) == list(expected)
 
 
 @pytest.mark.gen_test(timeout=60)
