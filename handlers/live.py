@@ -48,8 +48,8 @@ class EventsSocket(ApiMixin, WebSocketHandler):
         self._going_away = False
         self._typing_until: dict[int, float] = {}  # chat id -> when this socket's last typing notice lapses
         self._resuming = True  # until its first request that is not a resume (see Hub.ready)
-        # What one chat may hold back for the client's resume (Hub.ready): a
-        # flood past it is delivered at once, under the cap on unsent bytes.
+        # What one chat may hold in memory for the client's resume (Hub.ready):
+        # past it, what waited is read from the chat's log instead.
         self.hold_max_bytes = self.config.ws_max_pending_bytes // 4
 
     async def prepare(self):

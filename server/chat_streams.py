@@ -64,6 +64,14 @@ class Follow:
             self.held.clear()
             self.held_bytes, self.overflowed = 0, True
 
+    def start_over(self, seq: int) -> None:
+        """The socket was told to re-read the chat (`resync`) up to `seq`: what
+        waited is covered by that, or of a log that ended (another epoch)."""
+        self.since = self.cursor = seq
+        if self.held is not None:
+            self.held, self.held_bytes = [], 0
+        self.overflowed = False
+
     def take_held(self) -> list[Event]:
         """What waited, newer than what the socket has; the hold is over."""
         held = [event for event in self.held or () if event.seq > self.cursor]

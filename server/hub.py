@@ -32,6 +32,7 @@ log = logging.getLogger("chat.live")
 # `resume` of that chat (or its first other request): see Hub.ready.
 RESUME_HOLD_SECS = 1.0
 
+
 class Hub(LogReplay):
     """Keeps user id -> open sockets, chat id -> ChatStream.
 

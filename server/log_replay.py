@@ -73,11 +73,7 @@ class LogReplay:
         """The log cannot give the socket what it missed of the chat: it
         re-reads the chat, and goes on live from what this process applied."""
         self.fanout.send(shared(encode_event("resync", chat_id=stream.chat_id)), socket)
-        if stream.seq is not None:
-            follow.since = follow.cursor = max(follow.cursor, stream.seq)
-        follow.overflowed = False
-        if follow.held is not None:
-            follow.held = [event for event in follow.held if event.seq > follow.cursor]
+        follow.start_over(max(follow.cursor, stream.seq or 0))
 
     async def _replay(
         self, stream, sockets, since: int, *, user_id=None, epoch=None, resuming: bool = False
@@ -226,7 +222,7 @@ class LogReplay:
             for socket in self._sockets.get(user_id, ()):
                 follow = socket.follows.get(stream.chat_id)
                 if follow is not None:
-                    follow.since = follow.cursor = seq
+                    follow.start_over(seq)
                     self.fanout.send(resync, socket)
 
 

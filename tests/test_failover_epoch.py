@@ -237,3 +237,27 @@ async def test_a_resume_ack_never_names_a_seq_below_one_the_socket_has(base_url,
     assert (ack["type"], ack["seq"], ack["epoch"]) == ("ack", 5, epoch), ack
     keeper.close()
     socket.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_event_held_for_a_resume_that_a_new_epoch_lost_is_never_delivered(
+    base_url, make_user, sync_redis
+):  # fmt: skip
+    """A socket's resume hold keeps seq 3 from the old master when the new
+    epoch begins after 2: the socket gets `resync`, then the new epoch's 3,
+    never the lost one."""
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    for n in range(2):
+        await send(alice, chat_id, f"kept {n}")
+    socket = await open_socket(base_url, alice.cookies)  # no resume yet: its chat is held
+    await send(alice, chat_id, "published, then lost")  # seq 3, held
+    await asyncio.sleep(0.3)
+    sync_redis.xdel(keys.chat_log_key(chat_id), "3-0")  # the new master's copy ends at 2
+    sync_redis.execute_command("XSETID", keys.chat_log_key(chat_id), "2-0")
+    sync_redis.hset(keys.chat_key(chat_id), mapping={"log_seq": 2, "log_replid": "0" * 40})
+    await send(alice, chat_id, "first of the new epoch")
+    assert await next_event(socket) == {"type": "resync", "chat_id": chat_id}
+    event = await next_event(socket)
+    assert (event["type"], event["seq"], event["message"]["content"]) == ("message", 3, "first of the new epoch")
+    socket.close()
