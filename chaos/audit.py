@@ -31,19 +31,21 @@ class Findings:
         self.examples.setdefault(kind, []).append(text)
 
 
-async def read_history(api: Api, chat_id: int) -> list[dict]:
-    """The chat's whole history, oldest first, page after page."""
-    messages: list[dict] = []
-    after = 0
+async def read_history(api: Api, chat_id: int, page_size: int = PAGE) -> list[dict]:
+    """The chat's whole history, oldest first: its newest page (no cursor),
+    then older ones (`before`) until none is left."""
+    pages: list[list[dict]] = []
+    before = None
     while True:
-        query = f"?limit={PAGE}" + (f"&after={after}" if after else "")
+        query = f"?limit={page_size}" + (f"&before={before}" if before else "")
         status, page = await api.call("GET", f"/api/chats/{chat_id}{query}", what="/api/chats/{id}")
         if status != 200:
             raise RuntimeError(f"reading chat {chat_id}'s history at the end: {status} {page}")
-        messages += page["messages"]
-        if not page["messages"] or (len(page["messages"]) < PAGE and not page.get("next_after")):
-            return messages
-        after = page.get("next_after") or page["messages"][-1]["id"]
+        if page["messages"]:
+            pages.append(page["messages"])
+        if not page["messages"] or (len(page["messages"]) < page_size and not page.get("next_before")):
+            return [message for older in reversed(pages) for message in older]
+        before = page.get("next_before") or page["messages"][0]["id"]
 
 
 async def read_log(api: Api, chat_id: int) -> tuple[int, str, dict[int, dict]]:

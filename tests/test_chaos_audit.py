@@ -1,10 +1,16 @@
 """The chaos auditor's own checks, fed what a broken service would produce:
 each must be reported (a check that cannot fail proves nothing)."""
 
-from chaos.audit import Findings, check_answers, check_messages, check_seen, check_streams
+import pytest
+
+from chaos.api import Api
+from chaos.audit import Findings, check_answers, check_messages, check_seen, check_streams, read_history
 from chaos.faults import Window
 from chaos.ledger import NO_ANSWER, Answer, Ledger, Send
 from chaos.streams import ChatStream
+
+from .api_helpers import create_chat
+from .api_helpers import send as post_message
 
 
 def message_event(seq: int, message_id: int, content: str) -> dict:
@@ -118,3 +124,16 @@ def test_503s_outside_a_fault_and_the_longest_outage():
     check_answers(findings, ledger, windows)
     assert findings.counts == {"503 outside a fault": 1}
     assert round(findings.outages["redis_freeze"], 1) == 3.4
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_history_read_at_the_end_is_the_whole_history_oldest_first(base_url, make_user):
+    """Against the real service, with pages smaller than the chat: the first
+    page (no cursor) is the newest, so the reader pages back from it."""
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    ids = [await post_message(alice, chat_id, f"m{n}") for n in range(7)]
+    api = Api(base_url, Ledger())
+    api.cookies = dict(alice.cookies)
+    for page_size in (2, 3, 7, 100):
+        assert [m["id"] for m in await read_history(api, chat_id, page_size)] == ids
