@@ -224,6 +224,10 @@ class LocalCluster:
         """Ports of the replicas following a master."""
         return [state.port for state in self.nodes() if state.master_port == master_port]
 
+    def pid(self, port: int) -> int:
+        """The process id of one node (to stop and continue it)."""
+        return self.processes[self.ports.index(port)].pid
+
     def kill(self, port: int) -> None:
         """SIGKILLs one node (no shutdown: what it had not replicated is lost)."""
         process = self.processes[self.ports.index(port)]
