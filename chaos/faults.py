@@ -120,6 +120,13 @@ class Faults:
         for pid in lagging:
             os.kill(pid, signal.SIGSTOP)
         try:
+            # Stopped alone, a replica would find in its socket's kernel buffer
+            # what the master sent meanwhile: the master's links to it go too.
+            master = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+            try:
+                await master.client_kill_filter(_type="replica")
+            finally:
+                await master.aclose()
             await asyncio.sleep(REPLICA_LAG_SECS)
             await asyncio.to_thread(self.cluster.kill, port)
         finally:
