@@ -260,8 +260,13 @@ class Hub(LogReplay):
         failover or a restart of its Redis node; see chat_prelude.lua's
         `emit`): what this process holds of the old one may have been lost,
         and the next numbers are the new epoch's. Its sockets re-read the chat."""
-        if stream.seq is None or notice["epoch"] == stream.epoch:
-            return  # (not followed from a position yet / already caught up into it)
+        if stream.seq is None or notice["epoch"] == stream.epoch or notice["after"] > stream.seq:
+            # Not followed from a position yet; already caught up into it; or
+            # this copy lags behind where it begins: its catch-up (the gap
+            # before the new events) finds the epoch changed and resyncs.
+            # (That also keeps a late notice of an earlier life of the chat's
+            # id, after a FLUSHALL in the tests, from setting it back.)
+            return
         stream.pending.clear()  # numbered in the old epoch
         self._restart(stream, notice["after"], notice["epoch"])
 

@@ -194,6 +194,17 @@ async def test_after_a_cluster_failover_sockets_resync_and_old_positions_get_410
         cluster.stop()
 
 
+async def a_live_chat_at_seq_2(base_url, make_user):
+    """(its user, a chat of two messages, their socket, live: no hold)."""
+    alice = await make_user()
+    chat_id = await create_chat(alice)
+    for n in range(2):
+        await send(alice, chat_id, f"kept {n}")
+    socket = await open_socket(base_url, alice.cookies)
+    await go_live(socket)
+    return alice, chat_id, socket
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_new_epoch_is_announced_so_that_a_copy_ending_where_it_begins_resyncs(
     base_url, make_user, sync_redis
@@ -202,12 +213,7 @@ async def test_a_new_epoch_is_announced_so_that_a_copy_ending_where_it_begins_re
     does (seq 2) cannot tell the new epoch's "3" from a lost one by its seq:
     the `log_epoch` notice that precedes it tells, so its sockets resync
     first; and the read cache's lists show the new epoch."""
-    alice = await make_user()
-    chat_id = await create_chat(alice)
-    for n in range(2):
-        await send(alice, chat_id, f"kept {n}")
-    socket = await open_socket(base_url, alice.cookies)
-    await go_live(socket)
+    alice, chat_id, socket = await a_live_chat_at_seq_2(base_url, make_user)
     (listed,) = [c for c in (await alice.get("/api/chats")).json()["chats"] if c["id"] == chat_id]  # cached
     assert listed["seq"] == 2
     # As after a failover to a replica that had every event (or a restart of
@@ -268,4 +274,23 @@ async def test_an_event_held_for_a_resume_that_a_new_epoch_lost_is_never_deliver
     assert await next_event(socket) == {"type": "resync", "chat_id": chat_id}
     event = await next_event(socket)
     assert (event["type"], event["seq"], event["message"]["content"]) == ("message", 3, "first of the new epoch")
+    socket.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_notice_of_an_epoch_beginning_past_this_copy_changes_nothing_here(
+    base_url, make_user, sync_redis
+):  # fmt: skip
+    """A `log_epoch` notice whose epoch begins after seq 5 reaches a process at
+    seq 2 (a late one from an earlier life of the chat id, after a FLUSHALL
+    in the tests; or a copy that lags): ignored, the live events go on."""
+    alice, chat_id, socket = await a_live_chat_at_seq_2(base_url, make_user)
+    notice = f'{{"type":"log_epoch","chat_id":{chat_id},"epoch":"elsewhere","after":5}}'
+    if redis_mode() == "cluster":
+        sync_redis.execute_command("SPUBLISH", keys.chat_events_channel(chat_id), notice)
+    else:
+        sync_redis.publish(keys.chat_events_channel(chat_id), notice)
+    await send(alice, chat_id, "goes on")
+    event = await next_event(socket)
+    assert (event["type"], event["seq"], event["message"]["content"]) == ("message", 3, "goes on")
     socket.close()
