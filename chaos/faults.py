@@ -122,7 +122,7 @@ class Faults:
         try:
             # Stopped alone, a replica would find in its socket's kernel buffer
             # what the master sent meanwhile: the master's links to it go too.
-            master = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+            master = _node(port)
             try:
                 await master.client_kill_filter(_type="replica")
             finally:
@@ -141,12 +141,12 @@ class Faults:
     def _clients_of_masters(self) -> list[aioredis.Redis]:
         if self.cluster is None:
             return self.service.redis_clients()
-        return [aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=2) for port in self.cluster.master_ports()]
+        return [_node(port) for port in self.cluster.master_ports()]
 
     def _clients_of_all_nodes(self) -> list[aioredis.Redis]:
         if self.cluster is None:
             return self.service.redis_clients()
-        return [aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=2) for port in self.cluster.ports]
+        return [_node(port) for port in self.cluster.ports]
 
     @staticmethod
     async def _pid_of(client: aioredis.Redis) -> int | None:
@@ -154,3 +154,8 @@ class Faults:
             return await redis_pid(client)
         except (redis.exceptions.RedisError, OSError):
             return None
+
+
+def _node(port: int) -> aioredis.Redis:
+    """A client of one local Redis node."""
+    return aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=2)

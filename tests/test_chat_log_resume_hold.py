@@ -36,6 +36,13 @@ async def a_chat_seen_up_to(alice, bob, messages: int) -> tuple[int, int, str]:
     return chat_id, log["seq"], log["epoch"]
 
 
+async def removed_and_added_back(alice, chat_id: int, bob) -> None:
+    """Three events: bob's removal, a message while he is out (not his), his new add."""
+    await remove(alice, chat_id, bob)
+    await send(alice, chat_id, "while out")
+    await add_member(alice, chat_id, bob)
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_an_event_between_ready_and_resume_comes_after_the_replay(base_url, make_user, sync_redis):
     alice, bob = await make_user(), await make_user()
@@ -140,9 +147,7 @@ async def test_events_held_across_a_removal_and_a_new_add_keep_the_new_membershi
     alice, bob = await make_user(), await make_user()
     chat_id, seen, _ = await a_chat_seen_up_to(alice, bob, 0)
     socket = await Listener.open(base_url, bob, sync_redis)
-    await remove(alice, chat_id, bob)  # seen + 1, held
-    await send(alice, chat_id, "while out")  # not bob's
-    await add_member(alice, chat_id, bob)  # seen + 3
+    await removed_and_added_back(alice, chat_id, bob)  # seen + 1 (held) .. seen + 3
     await send(alice, chat_id, "in again")  # seen + 4
     await socket.wait_for_seq(chat_id, seen + 4, timeout=RESUME_HOLD_SECS + 5)
     await asyncio.sleep(GRACE_SECS)
@@ -161,9 +166,7 @@ async def test_a_resume_that_replays_a_removal_and_a_new_add_keeps_the_new_membe
     chat_id, seen, epoch = await a_chat_seen_up_to(alice, bob, 1)
     # While bob's client was away: he was removed and added back.
     await send(alice, chat_id, "before")  # seen + 1
-    await remove(alice, chat_id, bob)  # seen + 2
-    await send(alice, chat_id, "while out")  # seen + 3: not bob's
-    await add_member(alice, chat_id, bob)  # seen + 4
+    await removed_and_added_back(alice, chat_id, bob)  # seen + 2 .. seen + 4
     socket = await Listener.open(base_url, bob, sync_redis)
     await send(alice, chat_id, "after ready")  # seen + 5, held
 
